@@ -1,0 +1,286 @@
+//! The configuration model: what a config file may say, with defaults as named constants.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use sluice_core::Op;
+
+/// Default for [`SqliteSourceConfig::poll_interval_ms`].
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 50;
+/// Default for [`SqliteSourceConfig::max_idle_interval_ms`].
+pub const DEFAULT_MAX_IDLE_INTERVAL_MS: u64 = 1_000;
+/// Default for [`SqliteSourceConfig::batch_size`].
+pub const DEFAULT_SOURCE_BATCH_SIZE: usize = 1_000;
+/// Default for [`SqliteSourceConfig::changelog_table`].
+pub const DEFAULT_CHANGELOG_TABLE: &str = "_sluice_changelog";
+/// Default for [`BatchConfig::max_events`].
+pub const DEFAULT_BATCH_MAX_EVENTS: usize = 1_000;
+/// Default for [`BatchConfig::max_bytes`].
+pub const DEFAULT_BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Default for [`BatchConfig::timeout_ms`].
+pub const DEFAULT_BATCH_TIMEOUT_MS: u64 = 50;
+/// Default state directory, relative to the config file's directory.
+pub const DEFAULT_DATA_DIR: &str = ".sluice";
+
+/// A whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Directory for checkpoints and other state (absolute).
+    pub data_dir: PathBuf,
+    /// Named sources.
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Named transforms.
+    pub transforms: BTreeMap<String, TransformConfig>,
+    /// Named sinks.
+    pub sinks: BTreeMap<String, SinkConfig>,
+}
+
+/// One source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    /// `type = "sqlite"`.
+    Sqlite(SqliteSourceConfig),
+}
+
+impl SourceConfig {
+    /// The `type` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceConfig::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// What to do with rows that exist before capture starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotMode {
+    /// Read existing rows first (as `read` events), then stream changes.
+    #[default]
+    Initial,
+    /// Stream only changes made after capture was set up.
+    Never,
+}
+
+/// `type = "sqlite"`: capture a SQLite database through triggers into a changelog table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSourceConfig {
+    /// Database file (relative paths are relative to the config file).
+    pub path: PathBuf,
+    /// Tables to capture (`users` or `main.users`); empty means every table with a primary key.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// `initial` (default) or `never`.
+    #[serde(default)]
+    pub snapshot: SnapshotMode,
+    /// Delay between changelog polls while changes keep arriving.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Longest delay between polls when idle (the delay doubles up to this).
+    #[serde(default = "default_max_idle_interval_ms")]
+    pub max_idle_interval_ms: u64,
+    /// Most changes read per poll.
+    #[serde(default = "default_source_batch_size")]
+    pub batch_size: usize,
+    /// Name of the changelog table the triggers write to.
+    #[serde(default = "default_changelog_table")]
+    pub changelog_table: String,
+}
+
+/// One transform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransformConfig {
+    /// Names of sources or transforms feeding it.
+    pub inputs: Vec<String>,
+    /// What it does.
+    pub kind: TransformKind,
+}
+
+/// The transform types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransformKind {
+    /// `type = "filter"`.
+    Filter(FilterTransform),
+    /// `type = "select"`.
+    Select(SelectTransform),
+}
+
+/// `type = "filter"`: keep only changes of some tables and ops.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterTransform {
+    /// Table patterns to keep (`users`, `main.users`, `main.*`); empty keeps every table.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Table patterns to drop, applied after `tables`.
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
+    /// Ops to keep; empty keeps every op.
+    #[serde(default)]
+    pub ops: Vec<Op>,
+}
+
+/// `type = "select"`: keep, drop and rename columns.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectTransform {
+    /// Table patterns this applies to; empty means every table.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Columns to keep (key columns are always kept in `key`); empty keeps all.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Columns to drop.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Old name → new name, applied last (also to `key`).
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+}
+
+/// One sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkConfig {
+    /// Names of sources or transforms feeding it.
+    pub inputs: Vec<String>,
+    /// Batching limits.
+    pub batch: BatchConfig,
+    /// Where it writes.
+    pub kind: SinkKind,
+}
+
+/// The sink types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkKind {
+    /// `type = "stdout"`.
+    Stdout(StdoutSinkConfig),
+    /// `type = "file"`.
+    File(FileSinkConfig),
+}
+
+impl SinkKind {
+    /// The `type` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::Stdout(_) => "stdout",
+            SinkKind::File(_) => "file",
+        }
+    }
+}
+
+/// `type = "stdout"`: JSON lines on standard output.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutSinkConfig {
+    /// Pretty-print each event over several lines.
+    #[serde(default)]
+    pub pretty: bool,
+}
+
+/// `type = "file"`: JSON lines appended to a file, fsynced before acknowledging.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// Output file (relative paths are relative to the config file).
+    pub path: PathBuf,
+}
+
+/// When a sink flushes a batch: whichever limit is reached first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Most changes per write.
+    #[serde(default = "default_batch_max_events")]
+    pub max_events: usize,
+    /// Most (approximate) bytes per write.
+    #[serde(default = "default_batch_max_bytes")]
+    pub max_bytes: usize,
+    /// Longest time a change waits for its batch to fill.
+    #[serde(default = "default_batch_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_events: DEFAULT_BATCH_MAX_EVENTS,
+            max_bytes: DEFAULT_BATCH_MAX_BYTES,
+            timeout_ms: DEFAULT_BATCH_TIMEOUT_MS,
+        }
+    }
+}
+
+fn default_poll_interval_ms() -> u64 {
+    DEFAULT_POLL_INTERVAL_MS
+}
+fn default_max_idle_interval_ms() -> u64 {
+    DEFAULT_MAX_IDLE_INTERVAL_MS
+}
+fn default_source_batch_size() -> usize {
+    DEFAULT_SOURCE_BATCH_SIZE
+}
+fn default_changelog_table() -> String {
+    DEFAULT_CHANGELOG_TABLE.to_owned()
+}
+fn default_batch_max_events() -> usize {
+    DEFAULT_BATCH_MAX_EVENTS
+}
+fn default_batch_max_bytes() -> usize {
+    DEFAULT_BATCH_MAX_BYTES
+}
+fn default_batch_timeout_ms() -> u64 {
+    DEFAULT_BATCH_TIMEOUT_MS
+}
+
+/// True when `pattern` matches the fully qualified `table` (`schema.name`). A pattern without
+/// a dot matches the name in any schema; `*` matches any run of characters.
+pub fn table_matches(pattern: &str, table: &str) -> bool {
+    if pattern.contains('.') {
+        glob(pattern, table)
+    } else {
+        let name = table.split_once('.').map_or(table, |(_, n)| n);
+        glob(pattern, name)
+    }
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    let Some((head, rest)) = pattern.split_once('*') else {
+        return pattern == text;
+    };
+    let Some(mut remaining) = text.strip_prefix(head) else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('*').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i == parts.len() - 1 {
+            return remaining.ends_with(part);
+        }
+        match remaining.find(part) {
+            Some(at) => remaining = &remaining[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table_matches;
+
+    #[test]
+    fn table_patterns() {
+        assert!(table_matches("users", "main.users"));
+        assert!(table_matches("main.users", "main.users"));
+        assert!(!table_matches("other.users", "main.users"));
+        assert!(table_matches("main.*", "main.users"));
+        assert!(table_matches("*", "main.users"));
+        assert!(table_matches("u*s", "main.users"));
+        assert!(!table_matches("u*x", "main.users"));
+        assert!(table_matches("*_log", "main.audit_log"));
+        assert!(!table_matches("user", "main.users"));
+    }
+}

@@ -1,0 +1,34 @@
+//! The sluice vocabulary: what flows through a pipeline and the contracts of the things that
+//! produce, consume and remember it.
+//!
+//! This crate does no I/O. Everything else in sluice depends on it:
+//!
+//! - [`Change`]: one row-level change (or a snapshot read) with its [`Position`] and
+//!   transaction metadata; serialised as the native event JSON (see `docs/event-format.md`).
+//! - [`Value`]: a column value, including [`Value::Unchanged`] for a value the source did not
+//!   resend (PostgreSQL's unchanged TOAST). Sinks keep the old value instead of writing null.
+//! - [`Position`]: typed, totally ordered source positions (per source kind).
+//! - [`TableSchema`]: versioned table schemas.
+//! - [`Source`], [`Sink`], [`CheckpointStore`]: the contracts the engine relies on. The
+//!   central invariant is that a position is checkpointed, and confirmed to the source, only
+//!   after every sink fed by the source has durably accepted every change up to it.
+//! - [`Error`]: every error is [`ErrorClass::Transient`] or [`ErrorClass::Permanent`]; only
+//!   that class decides whether the engine retries.
+
+mod change;
+mod checkpoint;
+mod error;
+mod position;
+mod schema;
+mod sink;
+mod source;
+mod value;
+
+pub use change::{Change, Op, Row, TxMeta};
+pub use checkpoint::{Checkpoint, CheckpointStore, MemoryCheckpointStore};
+pub use error::{Error, ErrorClass, Result};
+pub use position::{PgLsn, Position, SqlitePosition};
+pub use schema::{Column, TableSchema};
+pub use sink::Sink;
+pub use source::{Lag, Source, SourceBatch, SourcePoll};
+pub use value::Value;
