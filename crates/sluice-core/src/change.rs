@@ -52,9 +52,12 @@ impl FromStr for Op {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Op::ALL.into_iter().find(|op| op.as_str() == s).ok_or_else(|| {
-            format!("unknown op {s:?}, expected one of insert, update, delete, truncate, read")
-        })
+        Op::ALL
+            .into_iter()
+            .find(|op| op.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown op {s:?}, expected one of insert, update, delete, truncate, read")
+            })
     }
 }
 
@@ -177,7 +180,10 @@ mod tests {
     use crate::SqlitePosition;
 
     fn row(pairs: &[(&str, Value)]) -> Row {
-        pairs.iter().map(|(c, v)| (Arc::from(*c), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(c, v)| (Arc::from(*c), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -187,10 +193,24 @@ mod tests {
             source: "app".into(),
             table: "main.users".into(),
             key: row(&[("id", Value::Int(7))]),
-            before: Some(row(&[("id", Value::Int(7)), ("name", Value::Text("Ada".into()))])),
-            after: Some(row(&[("id", Value::Int(7)), ("name", Value::Text("Ada L".into()))])),
-            position: Position::Sqlite(SqlitePosition { seq: 12, snapshot: false }),
-            tx: Some(TxMeta { id: "759".into(), commit_ts: None, ordinal: 0, last: true }),
+            before: Some(row(&[
+                ("id", Value::Int(7)),
+                ("name", Value::Text("Ada".into())),
+            ])),
+            after: Some(row(&[
+                ("id", Value::Int(7)),
+                ("name", Value::Text("Ada L".into())),
+            ])),
+            position: Position::Sqlite(SqlitePosition {
+                seq: 12,
+                snapshot: false,
+            }),
+            tx: Some(TxMeta {
+                id: "759".into(),
+                commit_ts: None,
+                ordinal: 0,
+                last: true,
+            }),
         };
         insta::assert_snapshot!(serde_json::to_string(&change).unwrap(), @r#"{"op":"update","source":"app","table":"main.users","key":{"id":7},"before":{"id":7,"name":"Ada"},"after":{"id":7,"name":"Ada L"},"position":{"kind":"sqlite","seq":12},"tx":{"id":"759","ordinal":0,"last":true}}"#);
     }
@@ -204,7 +224,9 @@ mod tests {
             key: Row::default(),
             before: None,
             after: None,
-            position: Position::Pg { lsn: crate::PgLsn(0x16B3748) },
+            position: Position::Pg {
+                lsn: crate::PgLsn(0x16B3748),
+            },
             tx: None,
         };
         insta::assert_snapshot!(serde_json::to_string(&change).unwrap(), @r#"{"op":"truncate","source":"app","table":"public.orders","key":null,"before":null,"after":null,"position":{"kind":"pg","lsn":"0/16B3748"},"tx":null}"#);
@@ -215,6 +237,11 @@ mod tests {
         for op in Op::ALL {
             assert_eq!(op.as_str().parse::<Op>(), Ok(op));
         }
-        assert!("upsert".parse::<Op>().unwrap_err().contains("expected one of"));
+        assert!(
+            "upsert"
+                .parse::<Op>()
+                .unwrap_err()
+                .contains("expected one of")
+        );
     }
 }

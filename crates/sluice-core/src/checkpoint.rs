@@ -44,7 +44,9 @@ pub struct MemoryCheckpointStore {
 
 impl MemoryCheckpointStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Checkpoint>>> {
-        self.inner.lock().map_err(|_| Error::permanent("memory checkpoint store is poisoned"))
+        self.inner
+            .lock()
+            .map_err(|_| Error::permanent("memory checkpoint store is poisoned"))
     }
 }
 
@@ -59,7 +61,11 @@ impl CheckpointStore for MemoryCheckpointStore {
     }
 
     fn list(&self) -> Result<Vec<(String, Checkpoint)>> {
-        let mut all: Vec<_> = self.lock()?.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut all: Vec<_> = self
+            .lock()?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(all)
     }

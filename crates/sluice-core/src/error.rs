@@ -44,12 +44,20 @@ impl fmt::Display for Error {
 impl Error {
     /// An error worth retrying.
     pub fn transient(message: impl Into<String>) -> Self {
-        Self { class: ErrorClass::Transient, message: message.into(), source: None }
+        Self {
+            class: ErrorClass::Transient,
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// An error that will not go away by retrying.
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { class: ErrorClass::Permanent, message: message.into(), source: None }
+        Self {
+            class: ErrorClass::Permanent,
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// Attach the underlying cause.

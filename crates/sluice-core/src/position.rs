@@ -60,7 +60,9 @@ pub struct SqlitePosition {
 impl Ord for SqlitePosition {
     fn cmp(&self, other: &Self) -> Ordering {
         // A snapshot in progress at `seq` comes before the finished snapshot at `seq`.
-        self.seq.cmp(&other.seq).then_with(|| other.snapshot.cmp(&self.snapshot))
+        self.seq
+            .cmp(&other.seq)
+            .then_with(|| other.snapshot.cmp(&self.snapshot))
     }
 }
 
@@ -101,7 +103,8 @@ impl FromStr for PgLsn {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseLsnError(s.to_owned());
         let (hi, lo) = s.split_once('/').ok_or_else(err)?;
-        let ok = |p: &str| !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_hexdigit());
+        let ok =
+            |p: &str| !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_hexdigit());
         if !ok(hi) || !ok(lo) {
             return Err(err());
         }
@@ -140,21 +143,40 @@ mod tests {
 
     #[test]
     fn positions_serialise_tagged() {
-        let p = Position::Sqlite(SqlitePosition { seq: 42, snapshot: true });
+        let p = Position::Sqlite(SqlitePosition {
+            seq: 42,
+            snapshot: true,
+        });
         let json = serde_json::to_string(&p).unwrap();
         assert_eq!(json, r#"{"kind":"sqlite","seq":42,"snapshot":true}"#);
-        let p = Position::Pg { lsn: PgLsn(0x1_0000_0001) };
-        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"kind":"pg","lsn":"1/1"}"#);
+        let p = Position::Pg {
+            lsn: PgLsn(0x1_0000_0001),
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"kind":"pg","lsn":"1/1"}"#
+        );
         assert!(serde_json::from_str::<Position>(r#"{"kind":"pg","lsn":"zz"}"#).is_err());
         assert!(serde_json::from_str::<Position>(r#"{"kind":"sqlite","seq":1,"x":1}"#).is_err());
     }
 
     #[test]
     fn snapshot_precedes_stream_at_same_seq() {
-        let snap = SqlitePosition { seq: 5, snapshot: true };
-        let done = SqlitePosition { seq: 5, snapshot: false };
+        let snap = SqlitePosition {
+            seq: 5,
+            snapshot: true,
+        };
+        let done = SqlitePosition {
+            seq: 5,
+            snapshot: false,
+        };
         assert!(snap < done);
-        assert!(done < SqlitePosition { seq: 6, snapshot: true });
+        assert!(
+            done < SqlitePosition {
+                seq: 6,
+                snapshot: true
+            }
+        );
     }
 
     proptest! {

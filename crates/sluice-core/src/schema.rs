@@ -34,7 +34,12 @@ impl TableSchema {
         if columns == self.columns && primary_key == self.primary_key {
             return None;
         }
-        Some(TableSchema { table: self.table.clone(), version: self.version + 1, columns, primary_key })
+        Some(TableSchema {
+            table: self.table.clone(),
+            version: self.version + 1,
+            columns,
+            primary_key,
+        })
     }
 
     /// Position of a column by name.
@@ -48,7 +53,11 @@ mod tests {
     use super::*;
 
     fn col(name: &str) -> Column {
-        Column { name: name.into(), type_name: "INTEGER".into(), nullable: true }
+        Column {
+            name: name.into(),
+            type_name: "INTEGER".into(),
+            nullable: true,
+        }
     }
 
     #[test]
@@ -60,7 +69,9 @@ mod tests {
             primary_key: vec!["id".into()],
         };
         assert!(v1.evolve(vec![col("id")], vec!["id".into()]).is_none());
-        let v2 = v1.evolve(vec![col("id"), col("x")], vec!["id".into()]).unwrap();
+        let v2 = v1
+            .evolve(vec![col("id"), col("x")], vec!["id".into()])
+            .unwrap();
         assert_eq!(v2.version, 2);
         assert_eq!(v2.column_index("x"), Some(1));
     }

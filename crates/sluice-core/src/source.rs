@@ -68,5 +68,3 @@ pub struct Lag {
     /// Age in seconds of the oldest change not yet checkpointed.
     pub seconds: Option<f64>,
 }
-
-

@@ -98,7 +98,10 @@ impl Serialize for Value {
             | Value::Uuid(t) => s.serialize_str(t),
             Value::Bytes(b) => {
                 let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("$base64", &base64::engine::general_purpose::STANDARD.encode(b))?;
+                m.serialize_entry(
+                    "$base64",
+                    &base64::engine::general_purpose::STANDARD.encode(b),
+                )?;
                 m.end()
             }
             Value::Json(j) => j.serialize(s),
@@ -132,7 +135,10 @@ mod tests {
             (Value::Float(f64::NAN), json!("NaN")),
             (Value::Float(f64::NEG_INFINITY), json!("-Infinity")),
             (Value::Decimal("12.50".into()), json!("12.50")),
-            (Value::Bytes(vec![0xde, 0xad, 0xbe, 0xef]), json!({"$base64": "3q2+7w=="})),
+            (
+                Value::Bytes(vec![0xde, 0xad, 0xbe, 0xef]),
+                json!({"$base64": "3q2+7w=="}),
+            ),
             (Value::Unchanged, json!({"$unchanged": true})),
             (Value::Json(json!({"a": [1]})), json!({"a": [1]})),
             (
