@@ -33,7 +33,7 @@ pub const SOURCE_TYPES: &[&str] = &["sqlite"];
 /// Transform types known to this build.
 pub const TRANSFORM_TYPES: &[&str] = &["filter", "select"];
 /// Sink types known to this build.
-pub const SINK_TYPES: &[&str] = &["stdout", "file"];
+pub const SINK_TYPES: &[&str] = &["stdout", "file", "null"];
 
 /// Read, substitute, parse and validate the config at `path`, using the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -302,6 +302,7 @@ fn sink(node: &Node, path: &str, base: &Path) -> Result<SinkConfig, NodeError> {
             c.path = base.join(&c.path);
             SinkKind::File(c)
         }
+        "null" => SinkKind::Null(parts.typed(path, &["inputs", "batch"])?),
         other => return Err(unreachable_type(other, parts.type_node, path)),
     };
     Ok(SinkConfig {

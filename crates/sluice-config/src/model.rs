@@ -160,6 +160,8 @@ pub enum SinkKind {
     Stdout(StdoutSinkConfig),
     /// `type = "file"`.
     File(FileSinkConfig),
+    /// `type = "null"`.
+    Null(NullSinkConfig),
 }
 
 impl SinkKind {
@@ -168,6 +170,7 @@ impl SinkKind {
         match self {
             SinkKind::Stdout(_) => "stdout",
             SinkKind::File(_) => "file",
+            SinkKind::Null(_) => "null",
         }
     }
 }
@@ -180,6 +183,11 @@ pub struct StdoutSinkConfig {
     #[serde(default)]
     pub pretty: bool,
 }
+
+/// `type = "null"`: discards every change (benchmarks, dry runs).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NullSinkConfig {}
 
 /// `type = "file"`: JSON lines appended to a file, fsynced before acknowledging.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

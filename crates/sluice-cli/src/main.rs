@@ -1,0 +1,90 @@
+//! The `sluice` binary: the only crate that uses `anyhow` and exit codes.
+//!
+//! Exit status: 0 success, 1 runtime failure (or `check` found problems), 2 invalid config
+//! or usage.
+
+mod cli;
+mod commands;
+mod demo;
+mod init;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, LogFormat};
+
+/// An invalid config: exit status 2.
+#[derive(Debug)]
+pub struct InvalidConfig(pub sluice_config::ConfigError);
+
+impl std::fmt::Display for InvalidConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for InvalidConfig {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo narrates on stderr itself; keep routine logs out of its way.
+    let default_level = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
+    init_logging(cli.log_format, default_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => demo::run(args).await,
+            Command::Init(args) => init::run(args),
+            Command::Check(args) => commands::check(&args).await,
+            Command::Setup(args) => commands::setup(&args).await,
+            Command::Teardown(args) => commands::teardown(&args).await,
+            Command::Run(args) => commands::run(&args.config.config, args.once).await,
+            Command::Status(args) => commands::status(&args.config.config, args.json).await,
+        }
+    });
+    // Do not wait for blocked reader threads (stdin, sqlite polling) at exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                eprintln!("  caused by: {c}");
+                cause = c.source();
+            }
+            if e.downcast_ref::<InvalidConfig>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

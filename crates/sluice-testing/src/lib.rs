@@ -1,0 +1,4 @@
+//! Test support for sluice crates (not published): conformance suites that every source
+//! (and later every sink) must pass, driven against the real systems.
+
+pub mod source;
