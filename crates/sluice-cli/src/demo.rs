@@ -67,7 +67,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = stop_tx.send(true);
+    stop_tx.send_replace(true);
     let summary = running.await.context("the demo pipeline panicked")??;
     let delivered: u64 = summary.sources.iter().map(|s| s.1).sum();
     eprintln!("demo: made {written} live changes; {delivered} events delivered and checkpointed");

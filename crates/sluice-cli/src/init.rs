@@ -93,9 +93,8 @@ pub fn render(db: &Path) -> Result<String> {
     let _ = writeln!(out, "# Run it:    sluice run -c <this file>");
     let _ = writeln!(
         out,
-        "# Reference: docs/configuration.md. Values may use environment variables, e.g. \"$${{DB_PATH}}\"."
+        "# Reference: docs/configuration.md (environment variables, transforms, sinks)."
     );
-    out = out.replace("$${", "${");
     let _ = writeln!(out);
     let _ = writeln!(out, "# Checkpoints live here (relative to this file).");
     let _ = writeln!(out, "data_dir = \".sluice\"");

@@ -153,7 +153,7 @@ impl Control {
             *slot = Some(error);
         }
         drop(slot);
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
     }
 
     fn stopping(&self) -> bool {
@@ -186,7 +186,7 @@ impl Pipeline {
                 if !control.stopping() {
                     tracing::info!("shutdown requested: draining in-flight batches");
                 }
-                let _ = control.stop.send(true);
+                control.stop.send_replace(true);
             });
         }
 

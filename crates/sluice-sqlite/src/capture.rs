@@ -51,7 +51,10 @@ pub(crate) struct Capture {
 
 impl std::fmt::Debug for Capture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Capture").field("source", &self.source).field("plan", &self.plan).finish_non_exhaustive()
+        f.debug_struct("Capture")
+            .field("source", &self.source)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,7 +92,9 @@ impl Capture {
             changelog::verify(&conn, &path, &config.changelog_table, seq)?;
             let fail = |e| db_error(&path, "checking the triggers of", e);
             for table in &tables {
-                if trigger::state(&conn, table, &config.changelog_table).map_err(fail)? == TriggerState::Missing {
+                if trigger::state(&conn, table, &config.changelog_table).map_err(fail)?
+                    == TriggerState::Missing
+                {
                     tracing::warn!(
                         table = %table.qualified(),
                         "resuming, but the table had no sluice triggers; changes made to it before now were not captured (delete the checkpoint to re-snapshot)"
@@ -102,8 +107,21 @@ impl Capture {
         }
         enable_wal(&conn, &path);
         let schema_version = schema_version(&conn).map_err(|e| db_error(&path, "reading", e))?;
-        let tables = tables.into_iter().map(|t| (t.qualified().clone(), t)).collect();
-        Ok(Capture { config, source, conn, tables, dropped: BTreeMap::new(), schema_version, plan, out, stop })
+        let tables = tables
+            .into_iter()
+            .map(|t| (t.qualified().clone(), t))
+            .collect();
+        Ok(Capture {
+            config,
+            source,
+            conn,
+            tables,
+            dropped: BTreeMap::new(),
+            schema_version,
+            plan,
+            out,
+            stop,
+        })
     }
 
     /// Snapshot if planned, then stream until the receiver goes away or an error occurs;
@@ -121,15 +139,14 @@ impl Capture {
         let start = match self.plan {
             Plan::Snapshot { floor } => {
                 let out = &self.out;
-                let mut emit = |batch: SourceBatch| out.blocking_send(Ok(SourcePoll::Batch(batch))).is_ok();
+                let mut emit =
+                    |batch: SourceBatch| out.blocking_send(Ok(SourcePoll::Batch(batch))).is_ok();
                 let high = snapshot::read(
                     &mut self.conn,
-                    &path,
-                    &changelog_table,
+                    &self.config,
                     self.tables.values(),
                     &self.source,
                     floor,
-                    self.config.batch_size,
                     &mut emit,
                 )?;
                 match high {
@@ -140,8 +157,14 @@ impl Capture {
             Plan::Head => {
                 let high = changelog::high_water(&self.conn, &changelog_table)
                     .map_err(|e| db_error(&path, "reading the changelog of", e))?;
-                let position = Position::Sqlite(SqlitePosition { seq: high, snapshot: false });
-                if !self.send(SourceBatch { changes: Vec::new(), position }) {
+                let position = Position::Sqlite(SqlitePosition {
+                    seq: high,
+                    snapshot: false,
+                });
+                if !self.send(SourceBatch {
+                    changes: Vec::new(),
+                    position,
+                }) {
                     return Ok(());
                 }
                 high
@@ -169,14 +192,17 @@ impl Capture {
         let mut idle = poll_interval;
         loop {
             self.follow_schema(cursor)?;
-            let entries = changelog::read_after(&self.conn, &self.config.changelog_table, cursor, batch_size)
-                .map_err(|e| db_error(&path, "reading the changelog of", e))?;
+            let entries =
+                changelog::read_after(&self.conn, &self.config.changelog_table, cursor, batch_size)
+                    .map_err(|e| db_error(&path, "reading the changelog of", e))?;
             let Some(last) = entries.last().map(|e| e.seq) else {
                 if !self.sleep(idle) {
                     return Ok(());
                 }
                 idle = (idle * 2).min(max_idle);
-                if let Err(mpsc::error::TrySendError::Closed(_)) = self.out.try_send(Ok(SourcePoll::Idle)) {
+                if let Err(mpsc::error::TrySendError::Closed(_)) =
+                    self.out.try_send(Ok(SourcePoll::Idle))
+                {
                     return Ok(());
                 }
                 continue;
@@ -185,13 +211,21 @@ impl Capture {
             let full = entries.len() >= batch_size;
             let mut changes = Vec::with_capacity(entries.len());
             for entry in entries {
-                let table = self.tables.get(entry.table.as_str()).or_else(|| self.dropped.get(entry.table.as_str()));
+                let table = self
+                    .tables
+                    .get(entry.table.as_str())
+                    .or_else(|| self.dropped.get(entry.table.as_str()));
                 match table {
                     Some(table) => changes.extend(changelog::decode(entry, table, &self.source)?),
-                    None => tracing::debug!(table = %entry.table, seq = entry.seq, "skipping changelog row of a table not captured"),
+                    None => {
+                        tracing::debug!(table = %entry.table, seq = entry.seq, "skipping changelog row of a table not captured")
+                    }
                 }
             }
-            let position = Position::Sqlite(SqlitePosition { seq: last, snapshot: false });
+            let position = Position::Sqlite(SqlitePosition {
+                seq: last,
+                snapshot: false,
+            });
             if !self.send(SourceBatch { changes, position }) {
                 return Ok(());
             }
@@ -214,7 +248,10 @@ impl Capture {
             return Ok(());
         }
         changelog::verify(&self.conn, &path, &changelog_table, cursor)?;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
         let mut gone = Vec::new();
         for (name, table) in &mut self.tables {
             match table.refresh(&tx).map_err(fail)? {
@@ -254,16 +291,18 @@ pub(crate) fn spawn(
     stop: Receiver<()>,
     ready: oneshot::Sender<Result<()>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name(format!("sluice-sqlite-{source}")).spawn(move || {
-        match Capture::prepare(source, config, from.as_ref(), out, stop) {
-            Ok(capture) => {
-                if ready.send(Ok(())).is_ok() {
-                    capture.run();
+    std::thread::Builder::new()
+        .name(format!("sluice-sqlite-{source}"))
+        .spawn(
+            move || match Capture::prepare(source, config, from.as_ref(), out, stop) {
+                Ok(capture) => {
+                    if ready.send(Ok(())).is_ok() {
+                        capture.run();
+                    }
                 }
-            }
-            Err(e) => {
-                let _ = ready.send(Err(e));
-            }
-        }
-    })
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            },
+        )
 }

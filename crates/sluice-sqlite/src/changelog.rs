@@ -61,7 +61,11 @@ pub(crate) fn high_water(conn: &Connection, changelog: &str) -> rusqlite::Result
         return Ok(0);
     }
     let seq = conn
-        .query_row("SELECT seq FROM main.sqlite_sequence WHERE name = ?1", [changelog], |r| r.get(0))
+        .query_row(
+            "SELECT seq FROM main.sqlite_sequence WHERE name = ?1",
+            [changelog],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(seq.unwrap_or(0))
 }
@@ -82,7 +86,12 @@ pub(crate) fn verify(conn: &Connection, path: &Path, changelog: &str, seq: i64) 
     }
     let head = high_water(conn, changelog).map_err(read)?;
     if head < seq {
-        return Err(lost(path, changelog, &format!("was recreated (its sequence is at {head})"), seq));
+        return Err(lost(
+            path,
+            changelog,
+            &format!("was recreated (its sequence is at {head})"),
+            seq,
+        ));
     }
     Ok(())
 }
@@ -98,27 +107,48 @@ pub(crate) struct Entry {
 }
 
 /// Up to `limit` rows with `seq > after`, in `seq` order.
-pub(crate) fn read_after(conn: &Connection, changelog: &str, after: i64, limit: usize) -> rusqlite::Result<Vec<Entry>> {
+pub(crate) fn read_after(
+    conn: &Connection,
+    changelog: &str,
+    after: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Entry>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT seq, tbl, op, before, after FROM main.{} WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         ident(changelog)
     ))?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt.query_map(rusqlite::params![after, limit], |r| {
-        Ok(Entry { seq: r.get(0)?, table: r.get(1)?, op: r.get(2)?, before: r.get(3)?, after: r.get(4)? })
+        Ok(Entry {
+            seq: r.get(0)?,
+            table: r.get(1)?,
+            op: r.get(2)?,
+            before: r.get(3)?,
+            after: r.get(4)?,
+        })
     })?;
     rows.collect()
 }
 
 /// Delete rows with `seq <= through`; returns how many.
 pub(crate) fn prune(conn: &Connection, changelog: &str, through: i64) -> rusqlite::Result<usize> {
-    conn.execute(&format!("DELETE FROM main.{} WHERE seq <= ?1", ident(changelog)), [through])
+    conn.execute(
+        &format!("DELETE FROM main.{} WHERE seq <= ?1", ident(changelog)),
+        [through],
+    )
 }
 
 /// Rows after `after`, and the `ts_ms` of the oldest of them.
-pub(crate) fn pending(conn: &Connection, changelog: &str, after: i64) -> rusqlite::Result<(u64, Option<i64>)> {
+pub(crate) fn pending(
+    conn: &Connection,
+    changelog: &str,
+    after: i64,
+) -> rusqlite::Result<(u64, Option<i64>)> {
     conn.query_row(
-        &format!("SELECT count(*), min(ts_ms) FROM main.{} WHERE seq > ?1", ident(changelog)),
+        &format!(
+            "SELECT count(*), min(ts_ms) FROM main.{} WHERE seq > ?1",
+            ident(changelog)
+        ),
         [after],
         |r| Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?)),
     )
@@ -137,11 +167,16 @@ pub(crate) fn decode(entry: Entry, table: &Table, source: &Arc<str>) -> Result<V
     };
     let image = |text: &Option<String>, which: &str| -> Result<Row> {
         match text {
-            Some(t) => decode_image(t, &table.columns).map_err(|e| bad(format!("{which} image: {e}"))),
+            Some(t) => {
+                decode_image(t, &table.columns).map_err(|e| bad(format!("{which} image: {e}")))
+            }
             None => Err(bad(format!("{which} image is missing"))),
         }
     };
-    let position = Position::Sqlite(SqlitePosition { seq: entry.seq, snapshot: false });
+    let position = Position::Sqlite(SqlitePosition {
+        seq: entry.seq,
+        snapshot: false,
+    });
     let change = |op: Op, key: Row, before: Option<Row>, after: Option<Row>| Change {
         op,
         source: source.clone(),
@@ -155,11 +190,21 @@ pub(crate) fn decode(entry: Entry, table: &Table, source: &Arc<str>) -> Result<V
     match entry.op.as_str() {
         "insert" => {
             let after = image(&entry.after, "after")?;
-            Ok(vec![change(Op::Insert, table.key_of(&after), None, Some(after))])
+            Ok(vec![change(
+                Op::Insert,
+                table.key_of(&after),
+                None,
+                Some(after),
+            )])
         }
         "delete" => {
             let before = image(&entry.before, "before")?;
-            Ok(vec![change(Op::Delete, table.key_of(&before), Some(before), None)])
+            Ok(vec![change(
+                Op::Delete,
+                table.key_of(&before),
+                Some(before),
+                None,
+            )])
         }
         "update" => {
             let before = image(&entry.before, "before")?;

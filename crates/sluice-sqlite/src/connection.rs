@@ -33,11 +33,15 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection> {
         Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
     };
     let flags = mode | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| db_error(path, "opening", e))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db_error(path, "setting busy_timeout on", e))?;
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|e| db_error(path, "opening", e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| db_error(path, "setting busy_timeout on", e))?;
     // SQLite opens lazily; touch the schema so that a file that is not a database fails here.
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
-        .map_err(|e| db_error(path, "reading the schema of", e))?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| db_error(path, "reading the schema of", e))?;
     Ok(conn)
 }
 
@@ -101,7 +105,8 @@ pub(crate) fn enable_wal(conn: &Connection, path: &Path) -> String {
 
 /// The current journal mode (read-only).
 pub(crate) fn journal_mode(conn: &Connection) -> rusqlite::Result<String> {
-    conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0)).map(|m| m.to_lowercase())
+    conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+        .map(|m| m.to_lowercase())
 }
 
 /// `PRAGMA schema_version`: changes whenever any table, index or trigger is created,

@@ -42,7 +42,11 @@ pub(crate) struct Table {
 impl Table {
     fn new(name: String, schema: TableSchema) -> Self {
         let columns = schema.columns.iter().map(|c| c.name.clone()).collect();
-        Table { name, schema: Arc::new(schema), columns }
+        Table {
+            name,
+            schema: Arc::new(schema),
+            columns,
+        }
     }
 
     /// Qualified name, `main.users`.
@@ -55,7 +59,12 @@ impl Table {
         self.schema
             .primary_key
             .iter()
-            .map(|k| (k.clone(), row.get(k).cloned().unwrap_or(sluice_core::Value::Null)))
+            .map(|k| {
+                (
+                    k.clone(),
+                    row.get(k).cloned().unwrap_or(sluice_core::Value::Null),
+                )
+            })
             .collect()
     }
 
@@ -86,7 +95,9 @@ pub(crate) fn user_tables(conn: &Connection, changelog: &str) -> rusqlite::Resul
     let mut stmt = conn.prepare(
         "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' ORDER BY name",
     )?;
-    let names = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(names
         .into_iter()
         .filter(|n| !n.starts_with("sqlite_") && n != changelog && !n.starts_with(RESERVED_PREFIX))
@@ -109,7 +120,11 @@ fn shape(conn: &Connection, name: &str) -> rusqlite::Result<Option<Shape>> {
         if pk > 0 {
             keyed.push((pk, column.clone()));
         }
-        columns.push(Column { name: column, type_name: r.get(1)?, nullable: r.get::<_, i64>(2)? == 0 });
+        columns.push(Column {
+            name: column,
+            type_name: r.get(1)?,
+            nullable: r.get::<_, i64>(2)? == 0,
+        });
     }
     if columns.is_empty() {
         return Ok(None);
@@ -138,11 +153,18 @@ pub(crate) fn captured(conn: &Connection, config: &SqliteSourceConfig) -> Result
         names.extend(all.iter());
     } else {
         for pattern in &config.tables {
-            let matched: Vec<&String> = all.iter().filter(|n| table_matches(pattern, &qualify(n))).collect();
+            let matched: Vec<&String> = all
+                .iter()
+                .filter(|n| table_matches(pattern, &qualify(n)))
+                .collect();
             if matched.is_empty() {
-                let available: Vec<String> = all.iter().map(|n| format!("\"{}\"", qualify(n))).collect();
-                let available =
-                    if available.is_empty() { "none".to_owned() } else { available.join(", ") };
+                let available: Vec<String> =
+                    all.iter().map(|n| format!("\"{}\"", qualify(n))).collect();
+                let available = if available.is_empty() {
+                    "none".to_owned()
+                } else {
+                    available.join(", ")
+                };
                 return Err(Error::permanent(format!(
                     "table \"{pattern}\" in \"tables\" does not exist in sqlite database \"{}\" (available tables: {available})",
                     path.display()
@@ -168,7 +190,12 @@ pub(crate) fn captured(conn: &Connection, config: &SqliteSourceConfig) -> Result
             }
             return Err(no_primary_key(&qualified));
         }
-        let schema = TableSchema { table: Arc::from(qualified), version: 1, columns, primary_key };
+        let schema = TableSchema {
+            table: Arc::from(qualified),
+            version: 1,
+            columns,
+            primary_key,
+        };
         tables.push(Table::new(name.clone(), schema));
     }
     if tables.is_empty() {
@@ -190,12 +217,19 @@ pub(crate) fn introspect(path: &Path) -> Result<Vec<TableInfo>> {
             continue;
         };
         let rows: i64 = conn
-            .query_row(&format!("SELECT count(*) FROM main.{}", ident(&name)), [], |r| r.get(0))
+            .query_row(
+                &format!("SELECT count(*) FROM main.{}", ident(&name)),
+                [],
+                |r| r.get(0),
+            )
             .map_err(read)?;
         out.push(TableInfo {
             name: qualify(&name),
             primary_key: primary_key.iter().map(|k| k.to_string()).collect(),
-            columns: columns.into_iter().map(|c| (c.name.to_string(), c.type_name)).collect(),
+            columns: columns
+                .into_iter()
+                .map(|c| (c.name.to_string(), c.type_name))
+                .collect(),
             rows: u64::try_from(rows).unwrap_or(0),
         });
     }

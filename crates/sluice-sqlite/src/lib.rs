@@ -7,7 +7,7 @@
 //!   creates the changelog table (`_sluice_changelog` by default: `seq INTEGER PRIMARY KEY
 //!   AUTOINCREMENT, tbl, op, before, after, ts_ms`) and three `AFTER INSERT/UPDATE/DELETE`
 //!   triggers per captured table, all in one `BEGIN IMMEDIATE` transaction. The triggers write
-//!   the row images as JSON text (format in [`value`](crate::value) docs), so SQLite's own
+//!   the row images as JSON text (format in the `value` module), so SQLite's own
 //!   storage classes come through exactly: integers, floats (including ±infinity), text,
 //!   blobs and NULL. It also switches the database to WAL so the snapshot does not block the
 //!   application's writers.
@@ -57,7 +57,14 @@
 //!
 //! - Changes written between an `ALTER TABLE` and the source noticing it (one poll interval)
 //!   carry the old column set.
-//! - Tables created while streaming are not captured until the next start.
+//! - Tables created while streaming are not captured until the next start, and a table added
+//!   to `tables` after a checkpoint exists gets triggers but no snapshot (a warning is
+//!   logged; delete the checkpoint to re-snapshot).
+//! - A negative zero REAL is streamed as `0.0` (SQLite prints it without its sign).
+//! - Row images are built with `||`, limited by `SQLITE_MAX_EXPR_DEPTH` (1000 by default) to
+//!   tables of roughly 450 columns.
+//! - While a slow consumer holds the snapshot's read transaction open, writers proceed (WAL)
+//!   but the WAL file cannot be checkpointed past it and grows.
 
 mod capture;
 mod changelog;
@@ -67,7 +74,7 @@ mod lifecycle;
 mod snapshot;
 mod source;
 mod trigger;
-pub mod value;
+mod value;
 
 use std::path::Path;
 
@@ -77,7 +84,10 @@ use sluice_core::{Error, Result};
 pub use introspect::TableInfo;
 pub use source::SqliteSource;
 
-async fn blocking<T: Send + 'static>(what: &str, f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::permanent(format!("sqlite {what} task failed")).with_source(e))?

@@ -15,11 +15,17 @@ use crate::trigger::{self, TriggerState};
 /// Create the changelog if missing, make the triggers of `tables` current and remove sluice
 /// triggers from tables no longer captured, in one `BEGIN IMMEDIATE` transaction. Returns a
 /// line per thing done.
-pub(crate) fn install(conn: &mut Connection, config: &SqliteSourceConfig, tables: &[Table]) -> Result<Vec<String>> {
+pub(crate) fn install(
+    conn: &mut Connection,
+    config: &SqliteSourceConfig,
+    tables: &[Table],
+) -> Result<Vec<String>> {
     let path = config.path.as_path();
     let name = &config.changelog_table;
     let fail = |e| db_error(path, "installing the changelog and triggers in", e);
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(fail)?;
     let mut lines = Vec::new();
     if changelog::ensure(&tx, name).map_err(fail)? {
         lines.push(format!("created changelog table \"{name}\""));
@@ -41,7 +47,10 @@ pub(crate) fn install(conn: &mut Connection, config: &SqliteSourceConfig, tables
         }
     }
     for table in removed {
-        lines.push(format!("removed triggers on \"{}\" (not in \"tables\")", qualify(&table)));
+        lines.push(format!(
+            "removed triggers on \"{}\" (not in \"tables\")",
+            qualify(&table)
+        ));
     }
     tx.commit().map_err(fail)?;
     Ok(lines)
@@ -71,21 +80,31 @@ pub(crate) fn teardown(config: &SqliteSourceConfig) -> Result<Vec<String>> {
     let name = &config.changelog_table;
     let mut conn = open(path, Access::ReadWrite)?;
     let fail = |e| db_error(path, "removing the changelog and triggers from", e);
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(fail)?;
     let mut tables = BTreeSet::new();
     for (trigger, table) in trigger::installed(&tx, name).map_err(fail)? {
         trigger::drop_trigger(&tx, &trigger).map_err(fail)?;
         tables.insert(table);
     }
-    let mut lines: Vec<String> =
-        tables.iter().map(|t| format!("dropped triggers on \"{}\"", qualify(t))).collect();
+    let mut lines: Vec<String> = tables
+        .iter()
+        .map(|t| format!("dropped triggers on \"{}\"", qualify(t)))
+        .collect();
     if changelog::exists(&tx, name).map_err(fail)? {
-        tx.execute(&format!("DROP TABLE main.{}", crate::connection::ident(name)), []).map_err(fail)?;
+        tx.execute(
+            &format!("DROP TABLE main.{}", crate::connection::ident(name)),
+            [],
+        )
+        .map_err(fail)?;
         lines.push(format!("dropped changelog table \"{name}\""));
     }
     tx.commit().map_err(fail)?;
     if lines.is_empty() {
-        lines.push(format!("nothing to remove: no changelog table \"{name}\" and no sluice triggers"));
+        lines.push(format!(
+            "nothing to remove: no changelog table \"{name}\" and no sluice triggers"
+        ));
     }
     Ok(lines)
 }
@@ -113,9 +132,13 @@ pub(crate) fn check(config: &SqliteSourceConfig) -> Result<Vec<String>> {
     }
     if changelog::exists(&conn, name).map_err(read)? {
         let (pending, _) = changelog::pending(&conn, name, 0).map_err(read)?;
-        lines.push(format!("changelog table \"{name}\": {pending} changes not yet pruned"));
+        lines.push(format!(
+            "changelog table \"{name}\": {pending} changes not yet pruned"
+        ));
     } else {
-        lines.push(format!("missing: changelog table \"{name}\" (run `sluice setup`)"));
+        lines.push(format!(
+            "missing: changelog table \"{name}\" (run `sluice setup`)"
+        ));
     }
     for table in &tables {
         let q = table.qualified();
@@ -134,5 +157,9 @@ pub(crate) fn check(config: &SqliteSourceConfig) -> Result<Vec<String>> {
 }
 
 fn list(tables: &[Table]) -> String {
-    tables.iter().map(|t| format!("\"{}\"", t.qualified())).collect::<Vec<_>>().join(", ")
+    tables
+        .iter()
+        .map(|t| format!("\"{}\"", t.qualified()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -7,10 +7,10 @@
 //! change is either in the snapshot (`seq <= H`) or in the stream (`seq > H`), never both and
 //! never neither.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::{Connection, TransactionBehavior};
+use sluice_config::model::SqliteSourceConfig;
 use sluice_core::{Change, Op, Position, Result, Row, SourceBatch, SqlitePosition};
 
 use crate::changelog;
@@ -34,22 +34,27 @@ pub(crate) type Emit<'a> = dyn FnMut(SourceBatch) -> bool + 'a;
 /// the first attempt and deleted since gets its delete.
 pub(crate) fn read<'t>(
     conn: &mut Connection,
-    path: &Path,
-    changelog_table: &str,
+    config: &SqliteSourceConfig,
     tables: impl IntoIterator<Item = &'t Table>,
     source: &Arc<str>,
     floor: Option<i64>,
-    batch_size: usize,
     emit: &mut Emit<'_>,
 ) -> Result<Option<i64>> {
+    let path = config.path.as_path();
+    let changelog_table = config.changelog_table.as_str();
     let fail = |e| db_error(path, "reading the snapshot of", e);
-    let batch_size = batch_size.max(1);
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(fail)?;
+    let batch_size = config.batch_size.max(1);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Deferred)
+        .map_err(fail)?;
     // The first read starts the read transaction: the high-water mark and every table below
     // come from the same database state.
     let high = changelog::high_water(&tx, changelog_table).map_err(fail)?;
     let resume = floor.map_or(high, |f| f.min(high));
-    let in_snapshot = Position::Sqlite(SqlitePosition { seq: resume, snapshot: true });
+    let in_snapshot = Position::Sqlite(SqlitePosition {
+        seq: resume,
+        snapshot: true,
+    });
     let mut changes = Vec::with_capacity(batch_size);
     for table in tables {
         let columns: Vec<String> = table.columns.iter().map(|c| ident(c)).collect();
@@ -81,7 +86,10 @@ pub(crate) fn read<'t>(
             });
             count += 1;
             if changes.len() >= batch_size {
-                let batch = SourceBatch { changes: std::mem::take(&mut changes), position: in_snapshot.clone() };
+                let batch = SourceBatch {
+                    changes: std::mem::take(&mut changes),
+                    position: in_snapshot.clone(),
+                };
                 if !emit(batch) {
                     return Ok(None);
                 }
@@ -90,12 +98,23 @@ pub(crate) fn read<'t>(
         }
         tracing::info!(table = %table.qualified(), rows = count, high_water = high, "snapshot of table read");
     }
-    if !changes.is_empty() && !emit(SourceBatch { changes, position: in_snapshot }) {
+    if !changes.is_empty()
+        && !emit(SourceBatch {
+            changes,
+            position: in_snapshot,
+        })
+    {
         return Ok(None);
     }
     tx.commit().map_err(fail)?;
-    let done = Position::Sqlite(SqlitePosition { seq: resume, snapshot: false });
-    if !emit(SourceBatch { changes: Vec::new(), position: done }) {
+    let done = Position::Sqlite(SqlitePosition {
+        seq: resume,
+        snapshot: false,
+    });
+    if !emit(SourceBatch {
+        changes: Vec::new(),
+        position: done,
+    }) {
         return Ok(None);
     }
     Ok(Some(resume))

@@ -58,9 +58,11 @@ impl SqliteSource {
         let config = self.config.clone();
         let name = self.name.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = side
-                .lock()
-                .map_err(|_| Error::permanent(format!("sqlite source \"{name}\": side connection lock is poisoned")))?;
+            let mut guard = side.lock().map_err(|_| {
+                Error::permanent(format!(
+                    "sqlite source \"{name}\": side connection lock is poisoned"
+                ))
+            })?;
             let conn = match guard.take() {
                 Some(conn) => conn,
                 None => open(&config.path, Access::ReadWrite)?,
@@ -70,11 +72,20 @@ impl SqliteSource {
             result
         })
         .await
-        .map_err(|e| Error::permanent(format!("sqlite source \"{}\": blocking task failed", self.name)).with_source(e))?
+        .map_err(|e| {
+            Error::permanent(format!(
+                "sqlite source \"{}\": blocking task failed",
+                self.name
+            ))
+            .with_source(e)
+        })?
     }
 }
 
-fn sqlite_position<'p>(name: &str, position: &'p Position) -> Result<&'p sluice_core::SqlitePosition> {
+fn sqlite_position<'p>(
+    name: &str,
+    position: &'p Position,
+) -> Result<&'p sluice_core::SqlitePosition> {
     match position {
         Position::Sqlite(p) => Ok(p),
         other => Err(Error::permanent(format!(
@@ -91,12 +102,27 @@ impl Source for SqliteSource {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (stop_tx, stop_rx) = std::sync::mpsc::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
-        capture::spawn(self.name.clone(), self.config.clone(), from, tx, stop_rx, ready_tx).map_err(|e| {
-            Error::permanent(format!("sqlite source \"{}\": cannot start its capture thread", self.name)).with_source(e)
+        capture::spawn(
+            self.name.clone(),
+            self.config.clone(),
+            from,
+            tx,
+            stop_rx,
+            ready_tx,
+        )
+        .map_err(|e| {
+            Error::permanent(format!(
+                "sqlite source \"{}\": cannot start its capture thread",
+                self.name
+            ))
+            .with_source(e)
         })?;
         match ready_rx.await {
             Ok(Ok(())) => {
-                self.running = Some(Running { batches: rx, _stop: stop_tx });
+                self.running = Some(Running {
+                    batches: rx,
+                    _stop: stop_tx,
+                });
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
@@ -109,7 +135,10 @@ impl Source for SqliteSource {
 
     async fn poll(&mut self) -> Result<SourcePoll> {
         let Some(running) = self.running.as_mut() else {
-            return Err(Error::permanent(format!("sqlite source \"{}\" was polled before start", self.name)));
+            return Err(Error::permanent(format!(
+                "sqlite source \"{}\" was polled before start",
+                self.name
+            )));
         };
         match running.batches.recv().await {
             Some(Ok(poll)) => Ok(poll),
@@ -119,7 +148,10 @@ impl Source for SqliteSource {
             }
             None => {
                 self.running = None;
-                Err(Error::permanent(format!("sqlite source \"{}\": capture thread stopped", self.name)))
+                Err(Error::permanent(format!(
+                    "sqlite source \"{}\": capture thread stopped",
+                    self.name
+                )))
             }
         }
     }
@@ -174,10 +206,17 @@ impl Source for SqliteSource {
             if !changelog::exists(conn, &config.changelog_table).map_err(fail)? {
                 return Ok(None);
             }
-            let (events, oldest_ms) = changelog::pending(conn, &config.changelog_table, after).map_err(fail)?;
-            let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let (events, oldest_ms) =
+                changelog::pending(conn, &config.changelog_table, after).map_err(fail)?;
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
             let seconds = oldest_ms.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
-            Ok(Some(Lag { events: Some(events), bytes: None, seconds: Some(seconds) }))
+            Ok(Some(Lag {
+                events: Some(events),
+                bytes: None,
+                seconds: Some(seconds),
+            }))
         })
         .await
     }

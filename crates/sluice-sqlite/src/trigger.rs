@@ -65,7 +65,11 @@ fn stored_sql(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>>
 }
 
 /// How the triggers of `table` stand.
-pub(crate) fn state(conn: &Connection, table: &Table, changelog: &str) -> rusqlite::Result<TriggerState> {
+pub(crate) fn state(
+    conn: &Connection,
+    table: &Table,
+    changelog: &str,
+) -> rusqlite::Result<TriggerState> {
     let mut present = 0;
     let mut current = 0;
     for (name, sql) in definitions(table, changelog) {
@@ -85,7 +89,11 @@ pub(crate) fn state(conn: &Connection, table: &Table, changelog: &str) -> rusqli
 
 /// Make the triggers of `table` current; returns the state they were in. The caller holds a
 /// write transaction.
-pub(crate) fn install(conn: &Connection, table: &Table, changelog: &str) -> rusqlite::Result<TriggerState> {
+pub(crate) fn install(
+    conn: &Connection,
+    table: &Table,
+    changelog: &str,
+) -> rusqlite::Result<TriggerState> {
     let before = state(conn, table, changelog)?;
     if before == TriggerState::Current {
         return Ok(before);
@@ -98,16 +106,27 @@ pub(crate) fn install(conn: &Connection, table: &Table, changelog: &str) -> rusq
 }
 
 /// Every installed sluice trigger writing to `changelog`: `(trigger name, bare table name)`.
-pub(crate) fn installed(conn: &Connection, changelog: &str) -> rusqlite::Result<Vec<(String, String)>> {
+pub(crate) fn installed(
+    conn: &Connection,
+    changelog: &str,
+) -> rusqlite::Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare(
         "SELECT name, tbl_name, sql FROM main.sqlite_master WHERE type = 'trigger' ORDER BY tbl_name, name",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
     let target = format!("INSERT INTO {} (tbl, op, before, after)", ident(changelog));
     let mut out = Vec::new();
     for row in rows {
         let (name, table, sql) = row?;
-        let ours = OPS.iter().any(|(suffix, _)| name == trigger_name(&table, suffix));
+        let ours = OPS
+            .iter()
+            .any(|(suffix, _)| name == trigger_name(&table, suffix));
         if ours && sql.contains(&target) {
             out.push((name, table));
         }
@@ -117,5 +136,6 @@ pub(crate) fn installed(conn: &Connection, changelog: &str) -> rusqlite::Result<
 
 /// Drop one trigger by name.
 pub(crate) fn drop_trigger(conn: &Connection, name: &str) -> rusqlite::Result<()> {
-    conn.execute(&format!("DROP TRIGGER IF EXISTS main.{}", ident(name)), []).map(|_| ())
+    conn.execute(&format!("DROP TRIGGER IF EXISTS main.{}", ident(name)), [])
+        .map(|_| ())
 }

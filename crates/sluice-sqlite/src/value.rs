@@ -23,6 +23,10 @@
 //! none of those problems and works with any SQLite the application links (3.38+, for
 //! `json_quote`). A TEXT value is always a JSON string, so a text that happens to look like
 //! `{"$b":"00"}` cannot be mistaken for a tag.
+//!
+//! One loss: SQLite prints `-0.0` as `0.0`, so a negative zero (which SQLite only keeps in
+//! columns without REAL affinity anyway) is streamed as `0.0`, while the snapshot reads
+//! `-0.0`. The two compare equal.
 
 use std::sync::Arc;
 
@@ -57,8 +61,14 @@ pub(crate) fn image_sql(alias: &str, columns: &[Arc<str>]) -> String {
     let mut parts = Vec::with_capacity(columns.len() * 2 + 1);
     for (i, column) in columns.iter().enumerate() {
         let open = if i == 0 { "{" } else { "," };
-        parts.push(crate::connection::literal(&format!("{open}{}:", json_string(column))));
-        parts.push(member_sql(&format!("{alias}.{}", crate::connection::ident(column))));
+        parts.push(crate::connection::literal(&format!(
+            "{open}{}:",
+            json_string(column)
+        )));
+        parts.push(member_sql(&format!(
+            "{alias}.{}",
+            crate::connection::ident(column)
+        )));
     }
     if columns.is_empty() {
         parts.push("'{'".to_owned());
@@ -94,7 +104,10 @@ pub(crate) fn decode_image(text: &str, columns: &[Arc<str>]) -> Result<Row, Stri
     let mut row = Vec::with_capacity(members.len());
     for column in columns {
         if let Some(v) = members.remove(&**column) {
-            row.push((column.clone(), decode_member(v).map_err(|e| format!("column {column:?}: {e}"))?));
+            row.push((
+                column.clone(),
+                decode_member(v).map_err(|e| format!("column {column:?}: {e}"))?,
+            ));
         }
     }
     for (name, v) in members {
@@ -111,7 +124,10 @@ fn decode_member(v: serde_json::Value) -> Result<Value, String> {
         J::String(s) => Ok(Value::Text(s)),
         J::Number(n) => match n.as_i64() {
             Some(i) => Ok(Value::Int(i)),
-            None => n.as_f64().map(Value::Float).ok_or_else(|| format!("number {n} out of range")),
+            None => n
+                .as_f64()
+                .map(Value::Float)
+                .ok_or_else(|| format!("number {n} out of range")),
         },
         J::Object(m) if m.len() == 1 => match m.into_iter().next() {
             Some((tag, J::String(s))) if tag == "$b" => decode_hex(&s).map(Value::Bytes),
@@ -139,10 +155,13 @@ fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
         _ => Err(format!("invalid hex digit {:?}", b as char)),
     };
     let bytes = s.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err("odd-length hex".to_owned());
     }
-    bytes.chunks_exact(2).map(|pair| Ok(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
+    bytes
+        .chunks_exact(2)
+        .map(|pair| Ok(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
 }
 
 #[cfg(test)]
@@ -159,7 +178,8 @@ mod tests {
     fn image_round_trips_every_storage_class() {
         let conn = Connection::open_in_memory().unwrap();
         let columns = cols(&["a", "we\"ird 'name'", "c"]);
-        conn.execute_batch("CREATE TABLE t(a, \"we\"\"ird 'name'\", c)").unwrap();
+        conn.execute_batch("CREATE TABLE t(a, \"we\"\"ird 'name'\", c)")
+            .unwrap();
         let values: Vec<rusqlite::types::Value> = {
             use rusqlite::types::Value as V;
             vec![
@@ -182,7 +202,8 @@ mod tests {
         let sql = format!("SELECT {} FROM t", image_sql("t", &columns));
         for v in values {
             conn.execute("DELETE FROM t", []).unwrap();
-            conn.execute("INSERT INTO t VALUES (?1, ?1, 7)", [&v]).unwrap();
+            conn.execute("INSERT INTO t VALUES (?1, ?1, 7)", [&v])
+                .unwrap();
             let text: String = conn.query_row(&sql, [], |r| r.get(0)).unwrap();
             let row = decode_image(&text, &columns).unwrap();
             let direct = conn
@@ -192,8 +213,13 @@ mod tests {
             assert_eq!(row.get("we\"ird 'name'"), Some(&direct), "{text}");
             assert_eq!(row.get("c"), Some(&Value::Int(7)));
             if let Value::Float(f) = direct {
-                let Some(Value::Float(g)) = row.get("a") else { panic!("{text}") };
-                assert_eq!(f.to_bits(), g.to_bits(), "{text}");
+                let Some(Value::Float(g)) = row.get("a") else {
+                    panic!("{text}")
+                };
+                // SQLite prints -0.0 as 0.0: the sign of zero is the one thing not kept.
+                if f != 0.0 {
+                    assert_eq!(f.to_bits(), g.to_bits(), "{text}");
+                }
             }
         }
     }

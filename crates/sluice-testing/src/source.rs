@@ -51,7 +51,10 @@ pub fn apply(state: &mut State, table: &str, change: &Change) {
         Op::Read | Op::Insert | Op::Update => {
             let val = match change.after.as_ref().and_then(|a| a.get("val")) {
                 Some(Value::Text(v)) => v.clone(),
-                other => panic!("{} without a text \"val\" in after ({other:?}): {change:?}", change.op),
+                other => panic!(
+                    "{} without a text \"val\" in after ({other:?}): {change:?}",
+                    change.op
+                ),
             };
             state.insert(id, val);
         }
@@ -85,7 +88,10 @@ pub async fn poll_until(
         if done(state, delivered.last_position.as_ref()) {
             return delivered;
         }
-        assert!(Instant::now() < deadline, "source did not catch up in {CATCH_UP_TIMEOUT:?}; state now: {state:?}");
+        assert!(
+            Instant::now() < deadline,
+            "source did not catch up in {CATCH_UP_TIMEOUT:?}; state now: {state:?}"
+        );
         match source.poll().await {
             Ok(SourcePoll::Batch(batch)) => {
                 for change in &batch.changes {
@@ -95,20 +101,35 @@ pub async fn poll_until(
                 delivered.last_position = Some(batch.position);
             }
             Ok(SourcePoll::Idle) => {}
-            Ok(SourcePoll::Done) => panic!("source finished while a check expected more changes; state now: {state:?}"),
+            Ok(SourcePoll::Done) => {
+                panic!("source finished while a check expected more changes; state now: {state:?}")
+            }
             Err(e) => panic!("poll failed: {e} ({:?})", e.class()),
         }
     }
 }
 
 /// Poll until `state` equals `expected`.
-pub async fn poll_until_state(source: &mut dyn Source, table: &str, state: &mut State, expected: &State) -> Delivered {
+pub async fn poll_until_state(
+    source: &mut dyn Source,
+    table: &str,
+    state: &mut State,
+    expected: &State,
+) -> Delivered {
     poll_until(source, table, state, |s, _| s == expected).await
 }
 
 /// Poll until a batch at or after `position` has been received.
-pub async fn poll_until_position(source: &mut dyn Source, table: &str, state: &mut State, position: &Position) -> Delivered {
-    poll_until(source, table, state, |_, last| last.is_some_and(|p| p >= position)).await
+pub async fn poll_until_position(
+    source: &mut dyn Source,
+    table: &str,
+    state: &mut State,
+    position: &Position,
+) -> Delivered {
+    poll_until(source, table, state, |_, last| {
+        last.is_some_and(|p| p >= position)
+    })
+    .await
 }
 
 fn val(id: i64, version: u32) -> String {
@@ -140,7 +161,10 @@ pub async fn check_resume_from_checkpoint(h: &mut dyn SourceHarness) {
     h.insert(21, &val(21, 0)).await;
     expected.insert(21, val(21, 0));
     let streamed = poll_until_state(source.as_mut(), &table, &mut state, &expected).await;
-    let checkpoint = streamed.last_position.or(first.last_position).expect("a position");
+    let checkpoint = streamed
+        .last_position
+        .or(first.last_position)
+        .expect("a position");
     source.confirm(&checkpoint).await.expect("confirm");
     let at_checkpoint = state.clone();
 
@@ -163,7 +187,10 @@ pub async fn check_resume_from_checkpoint(h: &mut dyn SourceHarness) {
     expected.insert(23, val(23, 0));
 
     let mut source = h.make_source().await;
-    source.start(Some(checkpoint.clone())).await.expect("restart from checkpoint");
+    source
+        .start(Some(checkpoint.clone()))
+        .await
+        .expect("restart from checkpoint");
     let mut state = at_checkpoint;
     let replay = poll_until_state(source.as_mut(), &table, &mut state, &expected).await;
     assert!(
@@ -171,7 +198,10 @@ pub async fn check_resume_from_checkpoint(h: &mut dyn SourceHarness) {
         "resuming from {checkpoint} took a snapshot again"
     );
     assert!(
-        replay.changes.iter().all(|c| c.position.partial_cmp(&checkpoint).is_some_and(|o| o.is_gt())),
+        replay.changes.iter().all(|c| c
+            .position
+            .partial_cmp(&checkpoint)
+            .is_some_and(|o| o.is_gt())),
         "resuming from {checkpoint} replayed changes at or before it"
     );
     assert_eq!(state, expected);
@@ -192,7 +222,9 @@ pub async fn check_snapshot_stream_handoff(h: &mut dyn SourceHarness) {
     let mut batches = 0i64;
     loop {
         let poll = source.poll().await.expect("poll");
-        let SourcePoll::Batch(batch) = poll else { continue };
+        let SourcePoll::Batch(batch) = poll else {
+            continue;
+        };
         let was_read = batch.changes.iter().any(|c| c.op == Op::Read);
         for change in &batch.changes {
             apply(&mut state, &table, change);
@@ -216,8 +248,14 @@ pub async fn check_snapshot_stream_handoff(h: &mut dyn SourceHarness) {
         h.insert(1000 + batches, &val(1000 + batches, 0)).await;
         expected.insert(1000 + batches, val(1000 + batches, 0));
     }
-    assert!(batches > 1, "the snapshot came in one batch; make the harness's batches smaller");
-    assert!(reads <= 200, "the snapshot read {reads} rows, more than the 200 that existed at its start");
+    assert!(
+        batches > 1,
+        "the snapshot came in one batch; make the harness's batches smaller"
+    );
+    assert!(
+        reads <= 200,
+        "the snapshot read {reads} rows, more than the 200 that existed at its start"
+    );
     poll_until_state(source.as_mut(), &table, &mut state, &expected).await;
     assert_eq!(state, expected);
 }
@@ -237,7 +275,10 @@ pub async fn check_idempotent_replay(h: &mut dyn SourceHarness) {
     h.insert(11, &val(11, 0)).await;
     expected.insert(11, val(11, 0));
     let handoff = poll_until_state(source.as_mut(), &table, &mut state, &expected).await;
-    let checkpoint = handoff.last_position.or(snapshot.last_position).expect("a position");
+    let checkpoint = handoff
+        .last_position
+        .or(snapshot.last_position)
+        .expect("a position");
     let at_checkpoint = state.clone();
 
     for round in 1..=3u32 {
@@ -247,7 +288,8 @@ pub async fn check_idempotent_replay(h: &mut dyn SourceHarness) {
         }
         h.delete(i64::from(round) + 5).await;
         expected.remove(&(i64::from(round) + 5));
-        h.insert(100 + i64::from(round), &val(100 + i64::from(round), round)).await;
+        h.insert(100 + i64::from(round), &val(100 + i64::from(round), round))
+            .await;
         expected.insert(100 + i64::from(round), val(100 + i64::from(round), round));
     }
     let tail = poll_until_state(source.as_mut(), &table, &mut state, &expected).await;
@@ -256,11 +298,20 @@ pub async fn check_idempotent_replay(h: &mut dyn SourceHarness) {
 
     // Replay onto the final state: must not change it.
     let mut source = h.make_source().await;
-    source.start(Some(checkpoint.clone())).await.expect("restart");
+    source
+        .start(Some(checkpoint.clone()))
+        .await
+        .expect("restart");
     let mut replayed = state.clone();
     let replay = poll_until_position(source.as_mut(), &table, &mut replayed, &head).await;
-    assert!(!replay.changes.is_empty(), "nothing replayed from {checkpoint}, but changes followed it");
-    assert_eq!(replayed, expected, "replaying onto the final state changed it");
+    assert!(
+        !replay.changes.is_empty(),
+        "nothing replayed from {checkpoint}, but changes followed it"
+    );
+    assert_eq!(
+        replayed, expected,
+        "replaying onto the final state changed it"
+    );
     drop(source);
 
     // Replay onto the state at the checkpoint: must reach the final state.

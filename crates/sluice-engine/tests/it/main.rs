@@ -1,6 +1,9 @@
 //! Engine tests with in-memory sources and sinks: ack-then-checkpoint, retries, permanent
 //! errors, shutdown draining, fan-out and backpressure.
 
+// Test helpers outside #[test] functions may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -25,7 +25,10 @@ impl Db {
         let path = dir.path().join("app.db");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(schema).unwrap();
-        Db { dir: Some(dir), path }
+        Db {
+            dir: Some(dir),
+            path,
+        }
     }
 
     pub fn conn(&self) -> Connection {
@@ -57,14 +60,21 @@ impl Db {
 
     /// Rows in the changelog.
     pub fn changelog_rows(&self) -> i64 {
-        self.conn().query_row("SELECT count(*) FROM _sluice_changelog", [], |r| r.get(0)).unwrap()
+        self.conn()
+            .query_row("SELECT count(*) FROM _sluice_changelog", [], |r| r.get(0))
+            .unwrap()
     }
 
     /// `sqlite_master` as text, to compare before/after.
     pub fn master(&self) -> Vec<(String, String, Option<String>)> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+        let mut stmt = conn
+            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 }
 
@@ -73,7 +83,10 @@ impl Drop for Db {
         if std::thread::panicking()
             && let Some(dir) = self.dir.take()
         {
-            eprintln!("keeping test database {}", dir.keep().join("app.db").display());
+            eprintln!(
+                "keeping test database {}",
+                dir.keep().join("app.db").display()
+            );
         }
     }
 }
@@ -114,23 +127,36 @@ pub fn apply(image: &mut Image, change: &Change) {
 pub fn table_image(db: &Db, table: &str, key: &[&str]) -> Image {
     let conn = db.conn();
     let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
-    let names: Vec<Arc<str>> = stmt.column_names().iter().map(|n| Arc::from(*n)).collect();
+    let names: Vec<Arc<str>> = stmt.column_names().map(Arc::from).collect();
     let mut rows = stmt.query([]).unwrap();
     let mut image = Image::new();
     while let Some(r) = rows.next().unwrap() {
-        let row: Row = names.iter().enumerate().map(|(i, n)| (n.clone(), from_sql(r.get_ref(i).unwrap()))).collect();
-        let key_row: Row = key.iter().map(|k| (Arc::from(*k), row.get(k).unwrap().clone())).collect();
+        let row: Row = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), from_sql(r.get_ref(i).unwrap())))
+            .collect();
+        let key_row: Row = key
+            .iter()
+            .map(|k| (Arc::from(*k), row.get(k).unwrap().clone()))
+            .collect();
         image.insert(key_text(&key_row), row);
     }
     image
 }
 
 /// Poll until `done` holds over everything received so far; panics after 30 s.
-pub async fn poll_until(source: &mut dyn Source, mut done: impl FnMut(&[SourceBatch]) -> bool) -> Vec<SourceBatch> {
+pub async fn poll_until(
+    source: &mut dyn Source,
+    mut done: impl FnMut(&[SourceBatch]) -> bool,
+) -> Vec<SourceBatch> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut batches = Vec::new();
     while !done(&batches) {
-        assert!(Instant::now() < deadline, "timed out; received {batches:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out; received {batches:#?}"
+        );
         match source.poll().await.expect("poll") {
             SourcePoll::Batch(b) => batches.push(b),
             SourcePoll::Idle => {}
@@ -142,24 +168,39 @@ pub async fn poll_until(source: &mut dyn Source, mut done: impl FnMut(&[SourceBa
 
 /// Poll until the snapshot is over (a batch at a streaming position).
 pub async fn finish_snapshot(source: &mut dyn Source) -> Vec<SourceBatch> {
-    poll_until(source, |b| b.last().is_some_and(|b| !is_snapshot(&b.position))).await
+    poll_until(source, |b| {
+        b.last().is_some_and(|b| !is_snapshot(&b.position))
+    })
+    .await
 }
 
 /// Poll until at least `n` changes arrived.
 pub async fn changes(source: &mut dyn Source, n: usize) -> Vec<Change> {
-    let batches = poll_until(source, |b| b.iter().map(|b| b.changes.len()).sum::<usize>() >= n).await;
+    let batches = poll_until(source, |b| {
+        b.iter().map(|b| b.changes.len()).sum::<usize>() >= n
+    })
+    .await;
     batches.into_iter().flat_map(|b| b.changes).collect()
 }
 
 /// Poll until folding events into `image` yields the table's contents.
-pub async fn converge(source: &mut dyn Source, image: &mut Image, db: &Db, table: &str, key: &[&str]) {
+pub async fn converge(
+    source: &mut dyn Source,
+    image: &mut Image,
+    db: &Db,
+    table: &str,
+    key: &[&str],
+) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let expected = table_image(db, table, key);
         if *image == expected {
             return;
         }
-        assert!(Instant::now() < deadline, "did not converge:\n got {image:#?}\nwant {expected:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "did not converge:\n got {image:#?}\nwant {expected:#?}"
+        );
         if let SourcePoll::Batch(b) = source.poll().await.expect("poll") {
             for c in &b.changes {
                 apply(image, c);
@@ -180,7 +221,10 @@ pub fn seq(p: &Position) -> i64 {
 }
 
 pub fn row(pairs: &[(&str, Value)]) -> Row {
-    pairs.iter().map(|(c, v)| (Arc::from(*c), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(c, v)| (Arc::from(*c), v.clone()))
+        .collect()
 }
 
 pub fn text(s: &str) -> Value {
