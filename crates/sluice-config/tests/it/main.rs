@@ -115,3 +115,17 @@ fn environment_variables_fill_values() {
     assert_eq!(s.path, Path::new("/data/app.db"));
     assert_eq!(c.data_dir, Path::new(".sluice"));
 }
+
+#[test]
+fn shipped_examples_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        parse_str(&text, &path, Format::of_path(&path), &no_env)
+            .unwrap_or_else(|e| panic!("{} is invalid: {e}", path.display()));
+        n += 1;
+    }
+    assert!(n >= 2);
+}
