@@ -47,7 +47,10 @@ impl Gen {
                     (c[1].clone(), Value::Text(format!("customer-{i:08}"))),
                     (c[2].clone(), Value::Float(i as f64 * 0.25)),
                     (c[3].clone(), Value::Bool(i % 2 == 0)),
-                    (c[4].clone(), Value::Text("a note of about forty characters, fixed".into())),
+                    (
+                        c[4].clone(),
+                        Value::Text("a note of about forty characters, fixed".into()),
+                    ),
                 ]);
                 Change {
                     op: Op::Insert,
@@ -56,13 +59,22 @@ impl Gen {
                     key: Row(vec![(c[0].clone(), Value::Int(i))]),
                     before: None,
                     after: Some(after),
-                    position: Position::Sqlite(SqlitePosition { seq: i, snapshot: false }),
+                    position: Position::Sqlite(SqlitePosition {
+                        seq: i,
+                        snapshot: false,
+                    }),
                     tx: None,
                 }
             })
             .collect();
         self.next = end + 1;
-        Some(SourceBatch { changes, position: Position::Sqlite(SqlitePosition { seq: end, snapshot: false }) })
+        Some(SourceBatch {
+            changes,
+            position: Position::Sqlite(SqlitePosition {
+                seq: end,
+                snapshot: false,
+            }),
+        })
     }
 }
 
@@ -119,7 +131,10 @@ async fn engine(total: i64) -> Duration {
         sources: vec![SourceSpec {
             name: "bench".into(),
             source: Box::new(Gen::new(total)),
-            routes: vec![Route { sink: 0, chains: vec![vec![]] }],
+            routes: vec![Route {
+                sink: 0,
+                chains: vec![vec![]],
+            }],
         }],
         sinks: vec![SinkSpec {
             name: "null".into(),
@@ -127,23 +142,38 @@ async fn engine(total: i64) -> Duration {
             batch: BatchConfig::default(),
         }],
         store: Arc::new(FileCheckpointStore::new(dir.path())),
-        options: RunOptions { exit_when_idle: true, ..RunOptions::default() },
+        options: RunOptions {
+            exit_when_idle: true,
+            ..RunOptions::default()
+        },
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let summary = pipeline.run(rx).await.expect("engine run");
     let elapsed = started.elapsed();
-    assert_eq!(summary.sources[0].1 as i64, total, "every event checkpointed");
+    assert_eq!(
+        summary.sources[0].1 as i64, total,
+        "every event checkpointed"
+    );
     elapsed
 }
 
 fn main() {
-    let total: i64 =
-        std::env::var("SLUICE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let total: i64 = std::env::var("SLUICE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
     if let Ok(mode) = std::env::var("SLUICE_BENCH_MODE") {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         let elapsed = rt.block_on(async {
-            if mode == "anchor" { anchor(total).await } else { engine(total).await }
+            if mode == "anchor" {
+                anchor(total).await
+            } else {
+                engine(total).await
+            }
         });
         println!("{} {}", elapsed.as_secs_f64(), peak_rss_mb());
         return;
@@ -155,16 +185,38 @@ fn main() {
             .env("SLUICE_BENCH_EVENTS", total.to_string())
             .output()
             .expect("run child");
-        assert!(out.status.success(), "{mode} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{mode} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
-        let mut it = text.split_whitespace().map(|v| v.parse::<f64>().unwrap_or(0.0));
+        let mut it = text
+            .split_whitespace()
+            .map(|v| v.parse::<f64>().unwrap_or(0.0));
         (it.next().unwrap_or(0.0), it.next().unwrap_or(0.0))
     };
     println!("engine benchmark: {total} events of 5 columns, source batches of {BATCH}, null sink");
     let (at, arss) = run("anchor");
     let (et, erss) = run("engine");
     let rate = |t: f64| total as f64 / t;
-    println!("{:<44} {:>12.0} ev/s  {:>7.3} s  peak RSS {:>6.1} MB", "anchor: same batches through a bare channel", rate(at), at, arss);
-    println!("{:<44} {:>12.0} ev/s  {:>7.3} s  peak RSS {:>6.1} MB", "sluice engine: ack-then-checkpoint, fsync", rate(et), et, erss);
-    println!("ratio: engine throughput = {:.2}x the anchor's; engine RSS = {:.2}x", at / et, erss / arss.max(0.1));
+    println!(
+        "{:<44} {:>12.0} ev/s  {:>7.3} s  peak RSS {:>6.1} MB",
+        "anchor: same batches through a bare channel",
+        rate(at),
+        at,
+        arss
+    );
+    println!(
+        "{:<44} {:>12.0} ev/s  {:>7.3} s  peak RSS {:>6.1} MB",
+        "sluice engine: ack-then-checkpoint, fsync",
+        rate(et),
+        et,
+        erss
+    );
+    println!(
+        "ratio: engine throughput = {:.2}x the anchor's; engine RSS = {:.2}x",
+        at / et,
+        erss / arss.max(0.1)
+    );
 }
