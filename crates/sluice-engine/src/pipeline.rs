@@ -147,7 +147,8 @@ struct Control {
 
 impl Control {
     fn fail(&self, error: Error) {
-        tracing::error!(error = %error, "pipeline stopping");
+        // The caller reports the error itself (the CLI prints its chain once).
+        tracing::debug!(error = %error, "pipeline stopping");
         let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(error);
