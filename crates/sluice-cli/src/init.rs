@@ -110,9 +110,10 @@ pub fn render(db: &Path) -> Result<String> {
     for t in &keyed {
         let _ = writeln!(
             out,
-            "  {},  # {} rows, key ({})",
+            "  {},  # {} row{}, key ({})",
             quote(&t.name),
             t.rows,
+            if t.rows == 1 { "" } else { "s" },
             t.primary_key.join(", ")
         );
     }
@@ -123,7 +124,13 @@ pub fn render(db: &Path) -> Result<String> {
             "# Left out: no primary key, so changes could not be keyed:"
         );
         for t in &unkeyed {
-            let _ = writeln!(out, "#   {} ({} rows)", quote(&t.name), t.rows);
+            let _ = writeln!(
+                out,
+                "#   {} ({} row{})",
+                quote(&t.name),
+                t.rows,
+                if t.rows == 1 { "" } else { "s" }
+            );
         }
     }
     let _ = writeln!(

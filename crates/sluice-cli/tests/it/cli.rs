@@ -282,3 +282,24 @@ fn sigterm_drains_and_checkpoints_what_was_written() {
     );
     assert_eq!(cp["events"], 2000);
 }
+
+#[test]
+fn every_broken_config_in_the_corpus_exits_2_without_panicking() {
+    let corpus =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sluice-config/tests/bad");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&corpus).unwrap() {
+        let path = entry.unwrap().path();
+        let out = sluice().args(["check", "-c"]).arg(&path).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", path.display());
+        assert!(
+            err.starts_with("error: invalid config "),
+            "{}: {err}",
+            path.display()
+        );
+        assert!(!err.contains("panicked"), "{}: {err}", path.display());
+        n += 1;
+    }
+    assert!(n >= 10);
+}
