@@ -29,7 +29,7 @@ impl Format {
 }
 
 /// Source types known to this build.
-pub const SOURCE_TYPES: &[&str] = &["sqlite"];
+pub const SOURCE_TYPES: &[&str] = &["sqlite", "postgres"];
 /// Transform types known to this build.
 pub const TRANSFORM_TYPES: &[&str] = &["filter", "select"];
 /// Sink types known to this build.
@@ -111,7 +111,7 @@ fn build(root: &Node, base: &Path) -> Result<Config, NodeError> {
                     }
                     match section {
                         "sources" => {
-                            let source = source(component, &path, base)?;
+                            let source = source(component, &path, base, &name.name)?;
                             config.sources.insert(name.name.clone(), source);
                         }
                         "transforms" => {
@@ -241,7 +241,7 @@ fn inputs(parts: &Parts<'_>, node: &Node, path: &str) -> Result<Vec<String>, Nod
     }
 }
 
-fn source(node: &Node, path: &str, base: &Path) -> Result<SourceConfig, NodeError> {
+fn source(node: &Node, path: &str, base: &Path, name: &str) -> Result<SourceConfig, NodeError> {
     let parts = split(node, path, &[], SOURCE_TYPES)?;
     match parts.type_name.as_str() {
         "sqlite" => {
@@ -262,6 +262,55 @@ fn source(node: &Node, path: &str, base: &Path) -> Result<SourceConfig, NodeErro
                 return Err(NodeError::new("must not be empty").at(loc, &p));
             }
             Ok(SourceConfig::Sqlite(c))
+        }
+        "postgres" => {
+            let mut c: PostgresSourceConfig = parts.typed(path, &[])?;
+            let at = |field: &str| {
+                let n = field_node(&parts.rest, field).unwrap_or(&parts.rest);
+                (n.location, join(path, field))
+            };
+            let url = c.url.expose();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                let (loc, p) = at("url");
+                return Err(NodeError::new("must be a postgres:// URL")
+                    .at(loc, &p)
+                    .hint(
+                        "for example url = \"postgres://app:${PGPASSWORD}@127.0.0.1:5432/app\"",
+                    ));
+            }
+            positive(c.batch_size as u64, at("batch_size"))?;
+            positive(c.status_interval_ms, at("status_interval_ms"))?;
+            for (i, table) in c.tables.iter().enumerate() {
+                let parts: Vec<&str> = table.split('.').collect();
+                if parts.len() > 2 || parts.iter().any(|p| p.is_empty()) {
+                    let (loc, p) = at("tables");
+                    return Err(NodeError::new(format!(
+                        "invalid table name {table:?} (item {})",
+                        i + 1
+                    ))
+                    .at(loc, &p)
+                    .hint("write `schema.table`, or `table` for `public.table`"));
+                }
+            }
+            let slot_given = !c.slot.is_empty();
+            c.fill_defaults(name);
+            if slot_given
+                && (c.slot.len() > 63
+                    || !c
+                        .slot
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+            {
+                let (loc, p) = at("slot");
+                return Err(NodeError::new(format!("invalid replication slot name {:?}", c.slot))
+                    .at(loc, &p)
+                    .hint("slot names use lowercase letters, digits and `_`, at most 63 characters"));
+            }
+            if c.publication.len() > 63 {
+                let (loc, p) = at("publication");
+                return Err(NodeError::new("must be at most 63 bytes").at(loc, &p));
+            }
+            Ok(SourceConfig::Postgres(c))
         }
         other => Err(unreachable_type(other, parts.type_node, path)),
     }

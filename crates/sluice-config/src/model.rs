@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use sluice_core::Op;
 
+use crate::Secret;
+
 /// Default for [`SqliteSourceConfig::poll_interval_ms`].
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 50;
 /// Default for [`SqliteSourceConfig::max_idle_interval_ms`].
@@ -14,6 +16,12 @@ pub const DEFAULT_MAX_IDLE_INTERVAL_MS: u64 = 1_000;
 pub const DEFAULT_SOURCE_BATCH_SIZE: usize = 1_000;
 /// Default for [`SqliteSourceConfig::changelog_table`].
 pub const DEFAULT_CHANGELOG_TABLE: &str = "_sluice_changelog";
+/// Default for [`PostgresSourceConfig::heartbeat_interval_ms`] (0 disables heartbeats).
+pub const DEFAULT_PG_HEARTBEAT_INTERVAL_MS: u64 = 10_000;
+/// Default for [`PostgresSourceConfig::status_interval_ms`].
+pub const DEFAULT_PG_STATUS_INTERVAL_MS: u64 = 1_000;
+/// Prefix of the default replication slot and publication names (`sluice_<source name>`).
+pub const DEFAULT_PG_NAME_PREFIX: &str = "sluice_";
 /// Default for [`BatchConfig::max_events`].
 pub const DEFAULT_BATCH_MAX_EVENTS: usize = 1_000;
 /// Default for [`BatchConfig::max_bytes`].
@@ -43,6 +51,8 @@ pub struct Config {
 pub enum SourceConfig {
     /// `type = "sqlite"`.
     Sqlite(SqliteSourceConfig),
+    /// `type = "postgres"`.
+    Postgres(PostgresSourceConfig),
 }
 
 impl SourceConfig {
@@ -50,6 +60,7 @@ impl SourceConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             SourceConfig::Sqlite(_) => "sqlite",
+            SourceConfig::Postgres(_) => "postgres",
         }
     }
 }
@@ -89,6 +100,91 @@ pub struct SqliteSourceConfig {
     /// Name of the changelog table the triggers write to.
     #[serde(default = "default_changelog_table")]
     pub changelog_table: String,
+}
+
+/// `type = "postgres"`: capture PostgreSQL through logical replication (`pgoutput`).
+///
+/// After loading, `slot` and `publication` are always set: when the file leaves them out
+/// they default to `sluice_<source name>` (lowercased, `-` becomes `_`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSourceConfig {
+    /// Connection URL, `postgres://user:password@host:port/database`. Never printed: use
+    /// [`crate::redact_url`] on [`Secret::expose`] to show it. The user needs the
+    /// `REPLICATION` attribute (or superuser).
+    pub url: Secret,
+    /// Tables to capture, `schema.table` or `table` (meaning `public.table`); empty means
+    /// every table with a primary key in every non-system schema.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Logical replication slot name (lowercase letters, digits and `_`, at most 63 bytes).
+    #[serde(default)]
+    pub slot: String,
+    /// Publication name.
+    #[serde(default)]
+    pub publication: String,
+    /// `initial` (default): read existing rows first, then stream; `never`: stream only.
+    #[serde(default)]
+    pub snapshot: SnapshotMode,
+    /// Interval between heartbeats (`pg_logical_emit_message`) that keep the slot moving on
+    /// a quiet database; 0 disables them.
+    #[serde(default = "default_pg_heartbeat_interval_ms")]
+    pub heartbeat_interval_ms: u64,
+    /// Interval between standby status updates to the server, and the longest a poll waits
+    /// before reporting that the source is idle.
+    #[serde(default = "default_pg_status_interval_ms")]
+    pub status_interval_ms: u64,
+    /// Most changes per batch (snapshot rows are also fetched this many at a time).
+    #[serde(default = "default_source_batch_size")]
+    pub batch_size: usize,
+}
+
+impl PostgresSourceConfig {
+    /// A config for `url` with every other field at its default, for a source named
+    /// `source_name`.
+    pub fn new(source_name: &str, url: impl Into<String>) -> Self {
+        let mut c = PostgresSourceConfig {
+            url: Secret::new(url),
+            tables: Vec::new(),
+            slot: String::new(),
+            publication: String::new(),
+            snapshot: SnapshotMode::Initial,
+            heartbeat_interval_ms: DEFAULT_PG_HEARTBEAT_INTERVAL_MS,
+            status_interval_ms: DEFAULT_PG_STATUS_INTERVAL_MS,
+            batch_size: DEFAULT_SOURCE_BATCH_SIZE,
+        };
+        c.fill_defaults(source_name);
+        c
+    }
+
+    /// Set `slot` and `publication` to `sluice_<source name>` where they are empty.
+    pub fn fill_defaults(&mut self, source_name: &str) {
+        let default = default_pg_name(source_name);
+        if self.slot.is_empty() {
+            self.slot = default.clone();
+        }
+        if self.publication.is_empty() {
+            self.publication = default;
+        }
+    }
+}
+
+/// `sluice_<source name>`, lowercased, with every character other than a letter, digit or
+/// `_` replaced by `_`: a valid replication slot name.
+pub fn default_pg_name(source_name: &str) -> String {
+    let tail: String = source_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut name = format!("{DEFAULT_PG_NAME_PREFIX}{tail}");
+    name.truncate(63);
+    name
 }
 
 /// One transform.
@@ -230,6 +326,12 @@ fn default_max_idle_interval_ms() -> u64 {
 }
 fn default_source_batch_size() -> usize {
     DEFAULT_SOURCE_BATCH_SIZE
+}
+fn default_pg_heartbeat_interval_ms() -> u64 {
+    DEFAULT_PG_HEARTBEAT_INTERVAL_MS
+}
+fn default_pg_status_interval_ms() -> u64 {
+    DEFAULT_PG_STATUS_INTERVAL_MS
 }
 fn default_changelog_table() -> String {
     DEFAULT_CHANGELOG_TABLE.to_owned()

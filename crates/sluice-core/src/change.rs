@@ -226,6 +226,7 @@ mod tests {
             after: None,
             position: Position::Pg {
                 lsn: crate::PgLsn(0x16B3748),
+                snapshot: false,
             },
             tx: None,
         };

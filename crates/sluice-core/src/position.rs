@@ -18,8 +18,13 @@ pub enum Position {
     Sqlite(SqlitePosition),
     /// PostgreSQL WAL position.
     Pg {
-        /// Log sequence number.
+        /// Log sequence number: streaming resumes with transactions committed after it.
         lsn: PgLsn,
+        /// True while the initial snapshot taken at `lsn` (the slot's consistent point) is
+        /// still being read; a restart from it reads the snapshot again. Absent in JSON when
+        /// false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        snapshot: bool,
     },
 }
 
@@ -27,7 +32,17 @@ impl PartialOrd for Position {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         match (self, other) {
             (Position::Sqlite(a), Position::Sqlite(b)) => Some(a.cmp(b)),
-            (Position::Pg { lsn: a }, Position::Pg { lsn: b }) => Some(a.cmp(b)),
+            // A snapshot in progress at `lsn` comes before streaming from `lsn`.
+            (
+                Position::Pg {
+                    lsn: a,
+                    snapshot: sa,
+                },
+                Position::Pg {
+                    lsn: b,
+                    snapshot: sb,
+                },
+            ) => Some(a.cmp(b).then_with(|| sb.cmp(sa))),
             _ => None,
         }
     }
@@ -37,7 +52,14 @@ impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Position::Sqlite(p) => write!(f, "sqlite {p}"),
-            Position::Pg { lsn } => write!(f, "lsn {lsn}"),
+            Position::Pg {
+                lsn,
+                snapshot: false,
+            } => write!(f, "lsn {lsn}"),
+            Position::Pg {
+                lsn,
+                snapshot: true,
+            } => write!(f, "snapshot@lsn {lsn}"),
         }
     }
 }
@@ -151,11 +173,29 @@ mod tests {
         assert_eq!(json, r#"{"kind":"sqlite","seq":42,"snapshot":true}"#);
         let p = Position::Pg {
             lsn: PgLsn(0x1_0000_0001),
+            snapshot: false,
         };
         assert_eq!(
             serde_json::to_string(&p).unwrap(),
             r#"{"kind":"pg","lsn":"1/1"}"#
         );
+        let p: Position = serde_json::from_str(r#"{"kind":"pg","lsn":"0/16B3748"}"#).unwrap();
+        assert_eq!(
+            p,
+            Position::Pg {
+                lsn: PgLsn(0x16B3748),
+                snapshot: false
+            }
+        );
+        let snap = Position::Pg {
+            lsn: PgLsn(0x16B3748),
+            snapshot: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&snap).unwrap(),
+            r#"{"kind":"pg","lsn":"0/16B3748","snapshot":true}"#
+        );
+        assert!(snap < p);
         assert!(serde_json::from_str::<Position>(r#"{"kind":"pg","lsn":"zz"}"#).is_err());
         assert!(serde_json::from_str::<Position>(r#"{"kind":"sqlite","seq":1,"x":1}"#).is_err());
     }
@@ -198,7 +238,7 @@ mod tests {
 
         #[test]
         fn position_json_round_trips(seq in any::<i64>(), snapshot in any::<bool>(), lsn in any::<u64>()) {
-            for p in [Position::Sqlite(SqlitePosition { seq, snapshot }), Position::Pg { lsn: PgLsn(lsn) }] {
+            for p in [Position::Sqlite(SqlitePosition { seq, snapshot }), Position::Pg { lsn: PgLsn(lsn), snapshot }] {
                 let back: Position = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
                 prop_assert_eq!(back, p);
             }

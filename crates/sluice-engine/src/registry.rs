@@ -8,6 +8,7 @@ use sluice_core::{Error, Result, Sink, Source};
 pub fn build_source(name: &str, config: &SourceConfig) -> Box<dyn Source> {
     match config {
         SourceConfig::Sqlite(c) => Box::new(sluice_sqlite::SqliteSource::new(name, c)),
+        SourceConfig::Postgres(c) => Box::new(sluice_postgres::PostgresSource::new(name, c)),
     }
 }
 
@@ -35,6 +36,7 @@ pub async fn setup(config: &Config) -> Result<Vec<Report>> {
     for (name, source) in &config.sources {
         let lines = match source {
             SourceConfig::Sqlite(c) => sluice_sqlite::setup(c).await,
+            SourceConfig::Postgres(c) => sluice_postgres::setup(c).await,
         }
         .map_err(|e| e.context(format!("setting up source \"{name}\"")))?;
         out.push(Report {
@@ -51,6 +53,7 @@ pub async fn teardown(config: &Config) -> Result<Vec<Report>> {
     for (name, source) in &config.sources {
         let lines = match source {
             SourceConfig::Sqlite(c) => sluice_sqlite::teardown(c).await,
+            SourceConfig::Postgres(c) => sluice_postgres::teardown(c).await,
         }
         .map_err(|e| e.context(format!("tearing down source \"{name}\"")))?;
         out.push(Report {
@@ -68,6 +71,7 @@ pub async fn check(config: &Config) -> Vec<(String, Result<Vec<String>>)> {
     for (name, source) in &config.sources {
         let result = match source {
             SourceConfig::Sqlite(c) => sluice_sqlite::check(c).await,
+            SourceConfig::Postgres(c) => sluice_postgres::check(c).await,
         };
         out.push((format!("sources.{name}"), result));
     }

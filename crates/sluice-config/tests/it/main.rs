@@ -88,7 +88,9 @@ sinks:
     b.file = a.file.clone();
     assert_eq!(a, b);
     assert_eq!(a.data_dir, Path::new("/etc/sluice/state"));
-    let SourceConfig::Sqlite(s) = &a.sources["app"];
+    let SourceConfig::Sqlite(s) = &a.sources["app"] else {
+        panic!("not sqlite")
+    };
     assert_eq!(s.path, Path::new("/etc/sluice/app.db"));
     assert_eq!(s.batch_size, sluice_config::DEFAULT_SOURCE_BATCH_SIZE);
     let SinkKind::File(f) = &a.sinks["out"].kind else {
@@ -111,7 +113,9 @@ fn environment_variables_fill_values() {
     let text = "[sources.app]\ntype = \"sqlite\"\npath = \"${DB}\"\n[sinks.o]\ntype = \"stdout\"\ninputs = [\"app\"]\n";
     let env = |n: &str| (n == "DB").then(|| "/data/app.db".to_owned());
     let c = parse_str(text, Path::new("c.toml"), Format::Toml, &env).unwrap();
-    let SourceConfig::Sqlite(s) = &c.sources["app"];
+    let SourceConfig::Sqlite(s) = &c.sources["app"] else {
+        panic!("not sqlite")
+    };
     assert_eq!(s.path, Path::new("/data/app.db"));
     assert_eq!(c.data_dir, Path::new(".sluice"));
 }
@@ -128,4 +132,87 @@ fn shipped_examples_are_valid() {
         n += 1;
     }
     assert!(n >= 2);
+}
+
+#[test]
+fn postgres_source_defaults_and_secret_url() {
+    let text = "[sources.my-app]\ntype = \"postgres\"\nurl = \"postgres://app:hunter2@db/app\"\ntables = [\"users\", \"audit.log\"]\n[sinks.o]\ntype = \"stdout\"\ninputs = [\"my-app\"]\n";
+    let c = parse_str(text, Path::new("c.toml"), Format::Toml, &no_env).unwrap();
+    let SourceConfig::Postgres(pg) = &c.sources["my-app"] else {
+        panic!("not postgres")
+    };
+    assert_eq!(pg.slot, "sluice_my_app");
+    assert_eq!(pg.publication, "sluice_my_app");
+    assert_eq!(pg.tables, ["users", "audit.log"]);
+    assert_eq!(
+        pg.heartbeat_interval_ms,
+        sluice_config::DEFAULT_PG_HEARTBEAT_INTERVAL_MS
+    );
+    assert_eq!(
+        pg.status_interval_ms,
+        sluice_config::DEFAULT_PG_STATUS_INTERVAL_MS
+    );
+    assert_eq!(pg.url.expose(), "postgres://app:hunter2@db/app");
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn postgres_source_rejects_bad_values() {
+    let cases = [
+        ("url = \"mysql://x\"", "must be a postgres:// URL"),
+        (
+            "url = \"postgres://x\"\nslot = \"Bad-Slot\"",
+            "invalid replication slot name",
+        ),
+        (
+            "url = \"postgres://x\"\ntables = [\"a.b.c\"]",
+            "invalid table name",
+        ),
+        (
+            "url = \"postgres://x\"\nstatus_interval_ms = 0",
+            "must be greater than 0",
+        ),
+        (
+            "url = \"postgres://x\"\nslots = \"x\"",
+            "unknown field `slots`",
+        ),
+        ("tables = []", "missing field `url`"),
+    ];
+    for (fields, expected) in cases {
+        let text = format!(
+            "[sources.app]\ntype = \"postgres\"\n{fields}\n[sinks.o]\ntype = \"stdout\"\ninputs = [\"app\"]\n"
+        );
+        let e = parse_str(&text, Path::new("c.toml"), Format::Toml, &no_env).unwrap_err();
+        assert!(e.to_string().contains(expected), "{fields}: {e}");
+    }
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VALID: &str = "[sources.app]\ntype = \"sqlite\"\npath = \"${DB:-a.db}\"\n[sinks.o]\ntype = \"stdout\"\ninputs = [\"app\"]\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn on_arbitrary_text(text in ".{0,300}") {
+            let _ = parse_str(&text, Path::new("x.toml"), Format::Toml, &no_env);
+            let _ = parse_str(&text, Path::new("x.yaml"), Format::Yaml, &no_env);
+        }
+
+        #[test]
+        fn on_mutations_of_a_valid_config(at in 0usize..120, byte in any::<u8>(), cut in 0usize..130) {
+            let mut bytes = VALID.as_bytes().to_vec();
+            let at = at.min(bytes.len() - 1);
+            bytes[at] = byte;
+            bytes.truncate(cut.max(1));
+            let text = String::from_utf8_lossy(&bytes);
+            if let Err(e) = parse_str(&text, Path::new("x.toml"), Format::Toml, &no_env) {
+                // Every error says where it is or names the field.
+                prop_assert!(e.location.is_some() || e.path.is_some(), "{e}");
+            }
+        }
+    }
 }

@@ -1,0 +1,331 @@
+//! The capture task: the snapshot (when there is one), then the replication stream, feeding
+//! batches into a bounded channel that [`crate::PostgresSource::poll`] drains. The channel
+//! bound is the backpressure: a slow pipeline stops the task reading, and the server
+//! buffers WAL, not sluice's memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_config::model::PostgresSourceConfig;
+use sluice_core::{Error, PgLsn, Position, Result, SourceBatch, SourcePoll};
+use tokio::sync::{mpsc, watch};
+
+use crate::catalog::Table;
+use crate::conn::{connect, ident, literal, pg_error};
+use crate::pgoutput::{self, DecodeContext};
+use crate::replication::{
+    ReplicationConnection, ReplicationMessage, parse_replication_message, standby_status_update,
+};
+use crate::snapshot;
+use crate::stream::Converter;
+
+/// Batches buffered between the capture task and `poll`.
+pub(crate) const CHANNEL_CAPACITY: usize = 4;
+/// The pgoutput protocol version requested.
+const PROTOCOL_VERSION: u32 = 1;
+/// How long `START_REPLICATION` keeps retrying while the slot is still held by a walsender
+/// that is going away (after a restart).
+const SLOT_BUSY_RETRY: Duration = Duration::from_secs(10);
+
+/// Where the capture task starts.
+#[derive(Debug)]
+pub(crate) enum Plan {
+    /// Read the snapshot exported by `conn` when it created the slot at `at`, then stream
+    /// on that same connection from `at`.
+    Snapshot {
+        conn: ReplicationConnection,
+        snapshot_name: String,
+        at: PgLsn,
+    },
+    /// An earlier snapshot at `from` was interrupted: read a fresh snapshot exported by a
+    /// temporary slot on `conn`, then stream from `from` on the persistent slot.
+    Resnapshot {
+        conn: ReplicationConnection,
+        snapshot_name: String,
+        from: PgLsn,
+    },
+    /// Stream from `from`.
+    Stream { from: PgLsn, tables: Vec<Table> },
+}
+
+/// Everything the task needs besides its plan.
+#[derive(Debug)]
+pub(crate) struct Task {
+    pub source: Arc<str>,
+    pub config: PostgresSourceConfig,
+    pub out: mpsc::Sender<Result<SourcePoll>>,
+    /// The highest streaming position the engine has checkpointed.
+    pub confirmed: watch::Receiver<PgLsn>,
+}
+
+impl Task {
+    pub async fn run(self, plan: Plan) {
+        let out = self.out.clone();
+        let source = self.source.clone();
+        if let Err(e) = self.run_plan(plan).await {
+            let _ = out
+                .send(Err(e.context(format!("postgres source \"{source}\""))))
+                .await;
+        }
+    }
+
+    async fn run_plan(self, plan: Plan) -> Result<()> {
+        let (conn, from, tables) = match plan {
+            Plan::Snapshot {
+                conn,
+                snapshot_name,
+                at,
+            } => {
+                let Some(tables) = self.snapshot(&snapshot_name, at).await? else {
+                    return Ok(());
+                };
+                (Some(conn), at, tables)
+            }
+            Plan::Resnapshot {
+                conn,
+                snapshot_name,
+                from,
+            } => {
+                let Some(tables) = self.snapshot(&snapshot_name, from).await? else {
+                    return Ok(());
+                };
+                // Closing the connection drops its temporary slot.
+                drop(conn);
+                (None, from, tables)
+            }
+            Plan::Stream { from, tables } => (None, from, tables),
+        };
+        let conn = match conn {
+            Some(mut conn) => {
+                self.start_replication(&mut conn, from).await?;
+                conn
+            }
+            None => self.connect_and_start(from).await?,
+        };
+        self.stream(conn, from, &tables).await
+    }
+
+    /// Read the snapshot, then send the empty batch that marks it complete.
+    async fn snapshot(&self, snapshot_name: &str, at: PgLsn) -> Result<Option<Vec<Table>>> {
+        let client = connect(&self.config).await?;
+        tracing::info!(source = %self.source, lsn = %at, "snapshot started");
+        let tables = snapshot::read(
+            &client,
+            &self.config,
+            &self.source,
+            snapshot_name,
+            at,
+            &self.out,
+        )
+        .await?;
+        let Some(tables) = tables else {
+            return Ok(None);
+        };
+        tracing::info!(source = %self.source, lsn = %at, "snapshot done; streaming");
+        let done = SourcePoll::Batch(SourceBatch {
+            changes: Vec::new(),
+            position: Position::Pg {
+                lsn: at,
+                snapshot: false,
+            },
+        });
+        if self.out.send(Ok(done)).await.is_err() {
+            return Ok(None);
+        }
+        Ok(Some(tables))
+    }
+
+    fn start_sql(&self, from: PgLsn) -> String {
+        format!(
+            "START_REPLICATION SLOT {} LOGICAL {from} (proto_version '{PROTOCOL_VERSION}', publication_names {}, messages 'true')",
+            ident(&self.config.slot),
+            literal(&ident(&self.config.publication))
+        )
+    }
+
+    async fn start_replication(&self, conn: &mut ReplicationConnection, from: PgLsn) -> Result<()> {
+        let what = format!(
+            "starting replication from slot \"{}\" at {from}",
+            self.config.slot
+        );
+        conn.start_copy_both(&self.start_sql(from), &what).await
+    }
+
+    async fn connect_and_start(&self, from: PgLsn) -> Result<ReplicationConnection> {
+        let deadline = tokio::time::Instant::now() + SLOT_BUSY_RETRY;
+        loop {
+            let mut conn = ReplicationConnection::connect(&self.config).await?;
+            match self.start_replication(&mut conn, from).await {
+                Ok(()) => return Ok(conn),
+                // The slot is still held by a walsender of an earlier run that is exiting.
+                Err(e)
+                    if e.message().contains("SQLSTATE 55006")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tracing::debug!(error = %e, "slot busy; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn stream(
+        mut self,
+        mut conn: ReplicationConnection,
+        from: PgLsn,
+        tables: &[Table],
+    ) -> Result<()> {
+        let mut converter = Converter::new(self.source.clone(), tables, from);
+        let mut ctx = DecodeContext::new(PROTOCOL_VERSION);
+        let interval = Duration::from_millis(self.config.status_interval_ms.max(1));
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let batch_size = self.config.batch_size.max(1);
+        let mut status = Status {
+            received: from,
+            idle_at: None,
+        };
+        loop {
+            while let Some(m) = conn.next_buffered()? {
+                let Some(payload) = conn.copy_payload(&m)? else {
+                    continue;
+                };
+                let message = parse_replication_message(&payload)
+                    .map_err(|e| Error::permanent(format!("replication stream: {e}")))?;
+                match message {
+                    ReplicationMessage::XLogData {
+                        wal_start,
+                        wal_end,
+                        data,
+                    } => {
+                        status.received = status.received.max(wal_end);
+                        let message = pgoutput::decode(data, &ctx).map_err(|e| {
+                            Error::permanent(format!(
+                                "cannot decode the pgoutput message at {wal_start}: {e}"
+                            ))
+                        })?;
+                        ctx.observe(&message);
+                        converter.handle(message)?;
+                        if converter.ready() >= batch_size {
+                            let batch = converter.take_batch();
+                            if !self.send(&mut conn, &mut ticker, &status, batch).await? {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    ReplicationMessage::Keepalive {
+                        wal_end,
+                        reply_requested,
+                    } => {
+                        status.received = status.received.max(wal_end);
+                        if !converter.in_transaction() && !converter.has_progress() {
+                            status.idle_at = Some((wal_end, converter.taken()));
+                        }
+                        if reply_requested {
+                            self.send_status(&mut conn, &status).await?;
+                        }
+                    }
+                }
+            }
+            // Nothing more is buffered: hand over what is ready (at a commit, or part of a
+            // transaction still arriving) rather than wait for the next bytes.
+            if converter.has_progress() {
+                let batch = converter.take_batch();
+                if !self.send(&mut conn, &mut ticker, &status, batch).await? {
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                read = conn.fill() => read?,
+                _ = ticker.tick() => self.send_status(&mut conn, &status).await?,
+                changed = self.confirmed.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    self.send_status(&mut conn, &status).await?;
+                }
+                _ = self.out.closed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Hand a batch to `poll`, answering the server while the channel is full. False when
+    /// the source went away.
+    async fn send(
+        &mut self,
+        conn: &mut ReplicationConnection,
+        ticker: &mut tokio::time::Interval,
+        status: &Status,
+        batch: SourceBatch,
+    ) -> Result<bool> {
+        loop {
+            tokio::select! {
+                permit = self.out.reserve() => {
+                    return match permit {
+                        Ok(permit) => {
+                            permit.send(Ok(SourcePoll::Batch(batch)));
+                            Ok(true)
+                        }
+                        Err(_) => Ok(false),
+                    };
+                }
+                _ = ticker.tick() => self.send_status(conn, status).await?,
+            }
+        }
+    }
+
+    /// Tell the server how far the engine has checkpointed. When everything emitted before
+    /// the last idle keepalive is confirmed, the flush position follows the server's WAL
+    /// end, so an idle slot holds no WAL.
+    async fn send_status(&self, conn: &mut ReplicationConnection, status: &Status) -> Result<()> {
+        let confirmed = *self.confirmed.borrow();
+        let mut flush = confirmed;
+        if let Some((wal_end, emitted)) = status.idle_at
+            && confirmed >= emitted
+        {
+            flush = flush.max(wal_end);
+        }
+        let write = status.received.max(flush);
+        conn.send_copy_data(&standby_status_update(write, flush, flush, false))
+            .await
+    }
+}
+
+#[derive(Debug)]
+struct Status {
+    /// Highest WAL end the server reported.
+    received: PgLsn,
+    /// The WAL end of the last keepalive that found nothing in flight, with the position of
+    /// the last batch emitted before it.
+    idle_at: Option<(PgLsn, PgLsn)>,
+}
+
+/// Write a heartbeat into the WAL every `interval`, so a slot on a quiet database still sees
+/// WAL move and can confirm it. Failures are logged and retried on the next tick.
+pub(crate) async fn heartbeat(config: PostgresSourceConfig, source: Arc<str>, interval: Duration) {
+    let mut client = None;
+    loop {
+        tokio::time::sleep(interval).await;
+        if client.is_none() {
+            match connect(&config).await {
+                Ok(c) => client = Some(c),
+                Err(e) => {
+                    tracing::warn!(source = %source, error = %e, "heartbeat: cannot connect");
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = &client {
+            let sql = format!(
+                "SELECT pg_logical_emit_message(false, {}, '')",
+                literal(crate::stream::HEARTBEAT_PREFIX)
+            );
+            if let Err(e) = c.batch_execute(&sql).await {
+                let e = pg_error(e, "writing a heartbeat");
+                tracing::warn!(source = %source, error = %e, "heartbeat failed");
+                client = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! What the catalog says about the captured tables: which they are, their columns with type
+//! OIDs, their key and replica identity.
+
+use std::sync::Arc;
+
+use sluice_config::model::PostgresSourceConfig;
+use sluice_core::{Error, Result};
+use tokio_postgres::Client;
+
+use crate::conn::{ident, pg_error};
+
+/// One captured table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Table {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    /// `d` (default: primary key), `f` (full), `i` (index) or `n` (nothing).
+    pub replica_identity: char,
+    pub columns: Vec<TableColumn>,
+    /// Key columns: the primary key, else the replica identity index, else (identity full)
+    /// every column.
+    pub key: Vec<Arc<str>>,
+    /// True when the table has a primary key.
+    pub has_primary_key: bool,
+}
+
+/// One column of a captured table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TableColumn {
+    pub name: Arc<str>,
+    pub type_oid: u32,
+}
+
+impl Table {
+    /// `schema.name`, as events name tables.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// `"schema"."name"`, quoted for SQL.
+    pub fn sql(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(&self.name))
+    }
+}
+
+/// `schema.table` or `table` (meaning `public.table`) as its two parts.
+pub(crate) fn split_name(name: &str) -> (String, String) {
+    match name.split_once('.') {
+        Some((schema, table)) => (schema.to_owned(), table.to_owned()),
+        None => ("public".to_owned(), name.to_owned()),
+    }
+}
+
+const FIND_TABLE: &str = "SELECT c.oid, c.relreplident::text FROM pg_class c \
+    JOIN pg_namespace n ON n.oid = c.relnamespace \
+    WHERE c.relkind IN ('r', 'p') AND n.nspname = $1 AND c.relname = $2";
+
+const ALL_TABLES_WITH_KEY: &str = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+    JOIN pg_namespace n ON n.oid = c.relnamespace \
+    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+    AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+    ORDER BY 1, 2";
+
+const COLUMNS: &str = "SELECT a.attname::text, a.atttypid FROM pg_attribute a \
+    WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+    ORDER BY a.attnum";
+
+/// Key columns of the primary key (`indisprimary`) or the replica identity index.
+const KEY_COLUMNS: &str = "SELECT i.indisprimary, a.attname::text FROM pg_index i \
+    CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
+    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+    WHERE i.indrelid = $1 AND (i.indisprimary OR i.indisreplident) \
+    ORDER BY i.indisprimary DESC, k.ord";
+
+/// The tables `config` captures, read from the catalog. A configured table that does not
+/// exist is a permanent error; so is an empty result.
+pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> Result<Vec<Table>> {
+    let names: Vec<(String, String)> = if config.tables.is_empty() {
+        client
+            .query(ALL_TABLES_WITH_KEY, &[])
+            .await
+            .map_err(|e| pg_error(e, "listing tables"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    } else {
+        config.tables.iter().map(|t| split_name(t)).collect()
+    };
+    if names.is_empty() {
+        return Err(Error::permanent(
+            "no tables to capture: the database has no table with a primary key (hint: create one, or list tables in `tables`)",
+        ));
+    }
+    let mut tables = Vec::with_capacity(names.len());
+    for (schema, name) in names {
+        tables.push(table(client, &schema, &name).await?);
+    }
+    Ok(tables)
+}
+
+/// One table by name, or a permanent error saying it does not exist.
+pub(crate) async fn table(client: &Client, schema: &str, name: &str) -> Result<Table> {
+    let what = format!("reading the catalog entry of table \"{schema}.{name}\"");
+    let row = client
+        .query_opt(FIND_TABLE, &[&schema, &name])
+        .await
+        .map_err(|e| pg_error(e, &what))?
+        .ok_or_else(|| {
+            Error::permanent(format!(
+                "table \"{schema}.{name}\" does not exist (hint: check `tables`; names are `schema.table`, or `table` for `public.table`)"
+            ))
+        })?;
+    let oid: u32 = row.get(0);
+    let identity: String = row.get(1);
+    let replica_identity = identity.chars().next().unwrap_or('d');
+    let columns: Vec<TableColumn> = client
+        .query(COLUMNS, &[&oid])
+        .await
+        .map_err(|e| pg_error(e, &what))?
+        .iter()
+        .map(|r| TableColumn {
+            name: Arc::from(r.get::<_, String>(0)),
+            type_oid: r.get(1),
+        })
+        .collect();
+    let key_rows = client
+        .query(KEY_COLUMNS, &[&oid])
+        .await
+        .map_err(|e| pg_error(e, &what))?;
+    let has_primary_key = key_rows.iter().any(|r| r.get::<_, bool>(0));
+    let mut key: Vec<Arc<str>> = key_rows
+        .iter()
+        .filter(|r| r.get::<_, bool>(0) == has_primary_key)
+        .map(|r| Arc::from(r.get::<_, String>(1)))
+        .collect();
+    if key.is_empty() && replica_identity == 'f' {
+        key = columns.iter().map(|c| c.name.clone()).collect();
+    }
+    Ok(Table {
+        oid,
+        schema: schema.to_owned(),
+        name: name.to_owned(),
+        replica_identity,
+        columns,
+        key,
+        has_primary_key,
+    })
+}
+
+/// Why updates and deletes of `table` cannot be captured, if they cannot.
+pub(crate) fn identity_problem(table: &Table) -> Option<String> {
+    let q = table.qualified();
+    match table.replica_identity {
+        'n' => Some(format!(
+            "table \"{q}\" has REPLICA IDENTITY NOTHING, so its updates and deletes cannot be captured (hint: ALTER TABLE {} REPLICA IDENTITY DEFAULT, or FULL for before-images)",
+            table.sql()
+        )),
+        'd' if !table.has_primary_key => Some(format!(
+            "table \"{q}\" has no primary key, so its updates and deletes cannot be captured (hint: add a primary key, or ALTER TABLE {} REPLICA IDENTITY FULL)",
+            table.sql()
+        )),
+        _ if table.key.is_empty() => Some(format!(
+            "table \"{q}\" has no usable key (hint: add a primary key, or ALTER TABLE {} REPLICA IDENTITY FULL)",
+            table.sql()
+        )),
+        _ => None,
+    }
+}

@@ -1,0 +1,164 @@
+//! Ordinary (non-replication) connections through `tokio-postgres`, URL handling, and the
+//! classification of server errors into transient and permanent.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sluice_config::model::PostgresSourceConfig;
+use sluice_config::redact_url;
+use sluice_core::{Error, ErrorClass, Result};
+use tokio_postgres::{Client, NoTls};
+
+/// How long to wait for a connection (TCP, TLS-less startup and authentication).
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Session settings that make the text output of values match what
+/// [`crate::types::text_to_value`] expects, on every connection (snapshot and stream alike),
+/// so that a row reads the same whichever path delivers it.
+pub(crate) const SESSION_SETTINGS: &[(&str, &str)] = &[
+    ("DateStyle", "ISO, MDY"),
+    ("IntervalStyle", "postgres"),
+    ("TimeZone", "UTC"),
+    ("extra_float_digits", "3"),
+    ("bytea_output", "hex"),
+    ("client_encoding", "UTF8"),
+];
+
+/// The parsed connection settings of a source's `url`.
+pub(crate) fn parse_url(config: &PostgresSourceConfig) -> Result<tokio_postgres::Config> {
+    let url = config.url.expose();
+    let mut pg = tokio_postgres::Config::from_str(url).map_err(|e| {
+        Error::permanent(format!(
+            "invalid postgres url \"{}\": {e} (hint: write postgres://user:password@host:port/database)",
+            redact_url(url)
+        ))
+    })?;
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if pg.get_application_name().is_none() {
+        pg.application_name("sluice");
+    }
+    Ok(pg)
+}
+
+/// `url` without its password, for messages.
+pub(crate) fn shown_url(config: &PostgresSourceConfig) -> String {
+    redact_url(config.url.expose())
+}
+
+/// Open an ordinary connection with the pinned session settings. The connection's I/O runs
+/// in a spawned task that ends when the [`Client`] is dropped.
+pub(crate) async fn connect(config: &PostgresSourceConfig) -> Result<Client> {
+    let pg = parse_url(config)?;
+    let connecting = pg.connect(NoTls);
+    let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| {
+            Error::transient(format!(
+                "connecting to postgres at \"{}\" timed out after {}s",
+                shown_url(config),
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| {
+            pg_error(
+                e,
+                &format!("connecting to postgres at \"{}\"", shown_url(config)),
+            )
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection closed");
+        }
+    });
+    let settings: String = SESSION_SETTINGS
+        .iter()
+        .map(|(k, v)| format!("SET {k} = '{v}';"))
+        .collect();
+    client
+        .batch_execute(&settings)
+        .await
+        .map_err(|e| pg_error(e, "setting session parameters"))?;
+    Ok(client)
+}
+
+/// The class of a server error by its SQLSTATE: connection trouble, shutdowns, resource
+/// shortages, serialization failures, deadlocks and "object in use" (a slot still active
+/// for a dying walsender) may pass; everything else will fail again.
+pub(crate) fn sqlstate_class(code: &str) -> ErrorClass {
+    let transient = code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || code.starts_with("58")
+        || matches!(code, "40001" | "40P01" | "55006" | "55P03" | "57014");
+    if transient {
+        ErrorClass::Transient
+    } else {
+        ErrorClass::Permanent
+    }
+}
+
+fn classed(class: ErrorClass, message: String) -> Error {
+    match class {
+        ErrorClass::Transient => Error::transient(message),
+        ErrorClass::Permanent => Error::permanent(message),
+    }
+}
+
+/// A `tokio-postgres` error as a sluice error: `what` failed, with the server's message and
+/// SQLSTATE, classed by [`sqlstate_class`]. Errors without a SQLSTATE (I/O, closed
+/// connection) are transient.
+pub(crate) fn pg_error(e: tokio_postgres::Error, what: &str) -> Error {
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            let mut message = format!("{what} failed: {} (SQLSTATE {code})", db.message());
+            if let Some(hint) = db.hint() {
+                message.push_str(&format!(" (hint: {hint})"));
+            }
+            classed(sqlstate_class(code), message)
+        }
+        None => Error::transient(format!("{what} failed: {e}")).with_source(e),
+    }
+}
+
+/// A server error reported on the replication connection.
+pub(crate) fn server_error(what: &str, code: &str, message: &str, hint: Option<&str>) -> Error {
+    let mut text = format!("{what} failed: {message} (SQLSTATE {code})");
+    if let Some(hint) = hint {
+        text.push_str(&format!(" (hint: {hint})"));
+    }
+    classed(sqlstate_class(code), text)
+}
+
+/// `name` as a quoted SQL identifier.
+pub(crate) fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `text` as a quoted SQL string literal.
+pub(crate) fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_are_classed() {
+        for code in ["08006", "57P01", "53300", "40001", "55006"] {
+            assert_eq!(sqlstate_class(code), ErrorClass::Transient, "{code}");
+        }
+        for code in ["42704", "42P01", "28P01", "42501", "XX000"] {
+            assert_eq!(sqlstate_class(code), ErrorClass::Permanent, "{code}");
+        }
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+}

@@ -1,0 +1,363 @@
+//! `sluice setup`, `teardown` and `check` for PostgreSQL: the publication and the logical
+//! replication slot. All of them are idempotent and say what they did.
+
+use std::collections::BTreeSet;
+
+use sluice_config::model::PostgresSourceConfig;
+use sluice_core::{Error, PgLsn, Result};
+use tokio_postgres::Client;
+
+use crate::catalog::{self, Table, identity_problem};
+use crate::conn::{connect, ident, pg_error, shown_url};
+
+/// What the catalog says about a replication slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SlotState {
+    pub plugin: String,
+    pub database: String,
+    pub active_pid: Option<i32>,
+    pub confirmed_flush: Option<PgLsn>,
+    /// `reserved`, `extended`, `unreserved` or `lost`.
+    pub wal_status: Option<String>,
+}
+
+pub(crate) async fn slot_state(client: &Client, slot: &str) -> Result<Option<SlotState>> {
+    let row = client
+        .query_opt(
+            "SELECT coalesce(plugin::text, ''), coalesce(database::text, ''), active_pid, \
+             confirmed_flush_lsn::text, wal_status FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(|e| pg_error(e, &format!("reading replication slot \"{slot}\"")))?;
+    Ok(row.map(|r| SlotState {
+        plugin: r.get(0),
+        database: r.get(1),
+        active_pid: r.get(2),
+        confirmed_flush: r.get::<_, Option<String>>(3).and_then(|t| t.parse().ok()),
+        wal_status: r.get(4),
+    }))
+}
+
+/// A permanent error when `state` cannot be streamed from.
+pub(crate) fn slot_problem(slot: &str, state: &SlotState, database: &str) -> Option<Error> {
+    if state.plugin != "pgoutput" {
+        return Some(Error::permanent(format!(
+            "replication slot \"{slot}\" uses output plugin \"{}\", not pgoutput (hint: choose another `slot` name, or drop it with SELECT pg_drop_replication_slot('{slot}'))",
+            state.plugin
+        )));
+    }
+    if state.database != database {
+        return Some(Error::permanent(format!(
+            "replication slot \"{slot}\" belongs to database \"{}\", not \"{database}\" (hint: choose another `slot` name)",
+            state.database
+        )));
+    }
+    if state.wal_status.as_deref() == Some("lost") {
+        return Some(Error::permanent(format!(
+            "replication slot \"{slot}\" was invalidated: the server removed WAL it still needed (max_slot_wal_keep_size), so changes were lost (hint: run `sluice teardown`, delete the checkpoint of this source, and start again with a new snapshot)"
+        )));
+    }
+    None
+}
+
+pub(crate) async fn publication_exists(client: &Client, publication: &str) -> Result<bool> {
+    Ok(client
+        .query_opt(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| pg_error(e, &format!("reading publication \"{publication}\"")))?
+        .is_some())
+}
+
+/// Tables (`schema.name`) the publication covers.
+async fn published(client: &Client, publication: &str) -> Result<BTreeSet<String>> {
+    Ok(client
+        .query(
+            "SELECT schemaname::text || '.' || tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| pg_error(e, &format!("reading publication \"{publication}\"")))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+fn list(tables: &[&Table]) -> String {
+    tables
+        .iter()
+        .map(|t| format!("\"{}\"", t.qualified()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Create the publication if missing, add missing tables to it, and return a line per
+/// thing done.
+pub(crate) async fn ensure_publication(
+    client: &Client,
+    config: &PostgresSourceConfig,
+    tables: &[Table],
+) -> Result<Vec<String>> {
+    let publication = &config.publication;
+    let sql_list = |ts: &[&Table]| ts.iter().map(|t| t.sql()).collect::<Vec<_>>().join(", ");
+    if !publication_exists(client, publication).await? {
+        let all: Vec<&Table> = tables.iter().collect();
+        client
+            .batch_execute(&format!(
+                "CREATE PUBLICATION {} FOR TABLE {}",
+                ident(publication),
+                sql_list(&all)
+            ))
+            .await
+            .map_err(|e| pg_error(e, &format!("creating publication \"{publication}\"")))?;
+        return Ok(vec![format!(
+            "created publication \"{publication}\" for {}",
+            list(&all)
+        )]);
+    }
+    let covered = published(client, publication).await?;
+    let missing: Vec<&Table> = tables
+        .iter()
+        .filter(|t| !covered.contains(&t.qualified()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    client
+        .batch_execute(&format!(
+            "ALTER PUBLICATION {} ADD TABLE {}",
+            ident(publication),
+            sql_list(&missing)
+        ))
+        .await
+        .map_err(|e| {
+            pg_error(
+                e,
+                &format!("adding tables to publication \"{publication}\""),
+            )
+        })?;
+    Ok(vec![format!(
+        "added {} to publication \"{publication}\"",
+        list(&missing)
+    )])
+}
+
+async fn current_database(client: &Client) -> Result<String> {
+    let row = client
+        .query_one("SELECT current_database()::text", &[])
+        .await
+        .map_err(|e| pg_error(e, "reading the current database"))?;
+    Ok(row.get(0))
+}
+
+pub(crate) async fn setup(config: &PostgresSourceConfig) -> Result<Vec<String>> {
+    let client = connect(config).await?;
+    let tables = catalog::captured(&client, config).await?;
+    if let Some(problem) = tables.iter().find_map(identity_problem) {
+        return Err(Error::permanent(problem));
+    }
+    let mut lines = ensure_publication(&client, config, &tables).await?;
+    let slot = &config.slot;
+    match slot_state(&client, slot).await? {
+        Some(state) => {
+            let database = current_database(&client).await?;
+            if let Some(e) = slot_problem(slot, &state, &database) {
+                return Err(e);
+            }
+        }
+        None => {
+            let row = client
+                .query_one(
+                    "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')",
+                    &[slot],
+                )
+                .await
+                .map_err(|e| pg_error(e, &format!("creating replication slot \"{slot}\"")))?;
+            let lsn: String = row.get(0);
+            lines.push(format!(
+                "created replication slot \"{slot}\" (pgoutput) at {lsn}"
+            ));
+        }
+    }
+    if lines.is_empty() {
+        let all: Vec<&Table> = tables.iter().collect();
+        lines.push(format!(
+            "publication \"{}\" (covering {}) and replication slot \"{slot}\" already exist",
+            config.publication,
+            list(&all)
+        ));
+    }
+    Ok(lines)
+}
+
+pub(crate) async fn teardown(config: &PostgresSourceConfig) -> Result<Vec<String>> {
+    let client = connect(config).await?;
+    let slot = &config.slot;
+    let publication = &config.publication;
+    let mut lines = Vec::new();
+    if let Some(state) = slot_state(&client, slot).await? {
+        if let Some(pid) = state.active_pid {
+            return Err(Error::transient(format!(
+                "replication slot \"{slot}\" is in use by server process {pid} (hint: stop the sluice pipeline reading it, then run teardown again)"
+            )));
+        }
+        client
+            .execute("SELECT pg_drop_replication_slot($1)", &[slot])
+            .await
+            .map_err(|e| pg_error(e, &format!("dropping replication slot \"{slot}\"")))?;
+        lines.push(format!("dropped replication slot \"{slot}\""));
+    }
+    if publication_exists(&client, publication).await? {
+        client
+            .batch_execute(&format!("DROP PUBLICATION {}", ident(publication)))
+            .await
+            .map_err(|e| pg_error(e, &format!("dropping publication \"{publication}\"")))?;
+        lines.push(format!("dropped publication \"{publication}\""));
+    }
+    if lines.is_empty() {
+        lines.push(format!(
+            "nothing to remove: no replication slot \"{slot}\" and no publication \"{publication}\""
+        ));
+    }
+    Ok(lines)
+}
+
+async fn setting(client: &Client, name: &str) -> Result<String> {
+    let row = client
+        .query_one("SELECT current_setting($1)", &[&name])
+        .await
+        .map_err(|e| pg_error(e, &format!("reading setting {name}")))?;
+    Ok(row.get(0))
+}
+
+pub(crate) async fn check(config: &PostgresSourceConfig) -> Result<Vec<String>> {
+    let client = connect(config).await?;
+    let database = current_database(&client).await?;
+    let version = setting(&client, "server_version").await?;
+    let mut lines = vec![format!(
+        "connected to \"{}\" (PostgreSQL {version}, database \"{database}\")",
+        shown_url(config)
+    )];
+    let mut problems = Vec::new();
+
+    let wal_level = setting(&client, "wal_level").await?;
+    if wal_level == "logical" {
+        lines.push("wal_level is logical".to_owned());
+    } else {
+        problems.push(format!(
+            "wal_level is \"{wal_level}\" but logical replication needs \"logical\" (hint: run ALTER SYSTEM SET wal_level = logical, then restart the server)"
+        ));
+    }
+
+    let row = client
+        .query_one(
+            "SELECT current_setting('max_replication_slots')::int, \
+             (SELECT count(*)::int FROM pg_replication_slots), \
+             current_setting('max_wal_senders')::int, \
+             (SELECT count(*)::int FROM pg_stat_replication), \
+             (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), \
+             current_user::text",
+            &[],
+        )
+        .await
+        .map_err(|e| pg_error(e, "reading replication limits"))?;
+    let (max_slots, slots, max_senders, senders): (i32, i32, i32, i32) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let can_replicate: Option<bool> = row.get(4);
+    let user: String = row.get(5);
+    let slot = &config.slot;
+    let state = slot_state(&client, slot).await?;
+    if state.is_none() && slots >= max_slots {
+        problems.push(format!(
+            "all {max_slots} replication slots are in use (hint: raise max_replication_slots and restart, or drop unused slots)"
+        ));
+    }
+    if senders >= max_senders {
+        problems.push(format!(
+            "all {max_senders} WAL senders are in use (hint: raise max_wal_senders and restart)"
+        ));
+    }
+    if can_replicate == Some(true) {
+        lines.push(format!("role \"{user}\" may replicate"));
+    } else {
+        problems.push(format!(
+            "role \"{user}\" lacks the REPLICATION attribute (hint: ALTER ROLE {} REPLICATION)",
+            ident(&user)
+        ));
+    }
+
+    let tables = match catalog::captured(&client, config).await {
+        Ok(tables) => tables,
+        Err(e) => {
+            problems.push(e.to_string());
+            Vec::new()
+        }
+    };
+    for table in &tables {
+        match identity_problem(table) {
+            Some(problem) => problems.push(problem),
+            None => {
+                let identity = match table.replica_identity {
+                    'f' => "full (before-images of whole rows)",
+                    'i' => "index",
+                    _ => "default (before-images of the key only)",
+                };
+                let key: Vec<&str> = table.key.iter().map(|k| &**k).collect();
+                lines.push(format!(
+                    "table \"{}\": {} columns, key ({}), replica identity {identity}",
+                    table.qualified(),
+                    table.columns.len(),
+                    key.join(", ")
+                ));
+            }
+        }
+    }
+
+    let publication = &config.publication;
+    if publication_exists(&client, publication).await? {
+        let covered = published(&client, publication).await?;
+        let missing: Vec<&Table> = tables
+            .iter()
+            .filter(|t| !covered.contains(&t.qualified()))
+            .collect();
+        if missing.is_empty() {
+            lines.push(format!("publication \"{publication}\" covers every table"));
+        } else {
+            lines.push(format!(
+                "missing: publication \"{publication}\" does not cover {} (run `sluice setup`)",
+                list(&missing)
+            ));
+        }
+    } else {
+        lines.push(format!(
+            "missing: publication \"{publication}\" (run `sluice setup`)"
+        ));
+    }
+
+    match state {
+        Some(state) => match slot_problem(slot, &state, &database) {
+            Some(e) => problems.push(e.to_string()),
+            None => lines.push(format!(
+                "replication slot \"{slot}\" (pgoutput) confirmed up to {}{}",
+                state
+                    .confirmed_flush
+                    .map_or_else(|| "nothing yet".to_owned(), |l| l.to_string()),
+                state.active_pid.map_or_else(String::new, |pid| format!(
+                    ", in use by server process {pid}"
+                ))
+            )),
+        },
+        None => lines.push(format!(
+            "missing: replication slot \"{slot}\" (run `sluice setup`)"
+        )),
+    }
+
+    if problems.is_empty() {
+        Ok(lines)
+    } else {
+        Err(Error::permanent(problems.join("; ")))
+    }
+}

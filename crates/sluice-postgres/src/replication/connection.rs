@@ -1,0 +1,374 @@
+//! A walsender connection (`replication=database`) over TCP or a Unix socket: startup,
+//! authentication (trust, cleartext, MD5, SCRAM-SHA-256), simple queries with text results,
+//! and the CopyBoth stream of `START_REPLICATION`. No TLS yet.
+
+use std::path::Path;
+
+use bytes::BytesMut;
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+use postgres_protocol::message::frontend;
+use sluice_config::model::PostgresSourceConfig;
+use sluice_core::{Error, Result};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_postgres::config::Host;
+
+use super::protocol::{BackendMessage, Cursor, ServerError, frame_len, parse_error_fields};
+use crate::conn::{CONNECT_TIMEOUT, SESSION_SETTINGS, parse_url, server_error, shown_url};
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// One walsender connection.
+pub(crate) struct ReplicationConnection {
+    stream: Box<dyn Stream>,
+    buf: BytesMut,
+    /// The URL without its password, for messages.
+    shown: String,
+}
+
+impl std::fmt::Debug for ReplicationConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationConnection")
+            .field("url", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rows of a simple query, every value in text form.
+pub(crate) type TextRows = Vec<Vec<Option<String>>>;
+
+impl ReplicationConnection {
+    /// Connect and authenticate, within [`CONNECT_TIMEOUT`].
+    pub async fn connect(config: &PostgresSourceConfig) -> Result<Self> {
+        let shown = shown_url(config);
+        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_inner(config, shown.clone()))
+            .await
+            .map_err(|_| {
+                Error::transient(format!(
+                    "opening a replication connection to \"{shown}\" timed out after {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            })?
+    }
+
+    async fn connect_inner(config: &PostgresSourceConfig, shown: String) -> Result<Self> {
+        let pg = parse_url(config)?;
+        let user = pg.get_user().map(str::to_owned).ok_or_else(|| {
+            Error::permanent(format!(
+                "postgres url \"{shown}\" names no user (hint: write postgres://user:password@host/database)"
+            ))
+        })?;
+        let database = pg.get_dbname().map_or_else(|| user.clone(), str::to_owned);
+        let port = pg.get_ports().first().copied().unwrap_or(5432);
+        let io_error = |e: std::io::Error| {
+            Error::transient(format!("cannot connect to postgres at \"{shown}\": {e}"))
+                .with_source(e)
+        };
+        let stream: Box<dyn Stream> = match pg.get_hosts().first() {
+            Some(Host::Tcp(host)) => {
+                let s = tokio::net::TcpStream::connect((host.as_str(), port))
+                    .await
+                    .map_err(io_error)?;
+                s.set_nodelay(true).map_err(io_error)?;
+                Box::new(s)
+            }
+            #[cfg(unix)]
+            Some(Host::Unix(dir)) => {
+                let path = Path::new(dir).join(format!(".s.PGSQL.{port}"));
+                Box::new(
+                    tokio::net::UnixStream::connect(path)
+                        .await
+                        .map_err(io_error)?,
+                )
+            }
+            #[allow(unreachable_patterns)]
+            _ => Box::new(
+                tokio::net::TcpStream::connect(("localhost", port))
+                    .await
+                    .map_err(io_error)?,
+            ),
+        };
+        let mut conn = ReplicationConnection {
+            stream,
+            buf: BytesMut::with_capacity(64 * 1024),
+            shown,
+        };
+        conn.startup(&user, &database, pg.get_password()).await?;
+        Ok(conn)
+    }
+
+    fn lost(&self, e: std::io::Error) -> Error {
+        Error::transient(format!(
+            "replication connection to \"{}\" was lost: {e}",
+            self.shown
+        ))
+        .with_source(e)
+    }
+
+    fn protocol(&self, e: impl std::fmt::Display) -> Error {
+        Error::permanent(format!("replication connection to \"{}\": {e}", self.shown))
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let result = self.stream.write_all(bytes).await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.lost(e)),
+        }
+    }
+
+    async fn startup(&mut self, user: &str, database: &str, password: Option<&[u8]>) -> Result<()> {
+        let mut params: Vec<(&str, &str)> = vec![
+            ("user", user),
+            ("database", database),
+            ("replication", "database"),
+            ("application_name", "sluice"),
+        ];
+        params.extend_from_slice(SESSION_SETTINGS);
+        let mut out = BytesMut::new();
+        frontend::startup_message(params.iter().copied(), &mut out)
+            .map_err(|e| self.protocol(e))?;
+        self.write(&out).await?;
+        let shown = self.shown.clone();
+        let need_password = || {
+            Error::permanent(format!(
+                "postgres at \"{shown}\" asks for a password for user \"{user}\" but the url has none (hint: write postgres://{user}:PASSWORD@..., e.g. with ${{PGPASSWORD}})"
+            ))
+        };
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let m = self.recv().await?;
+            match m.tag {
+                b'R' => {
+                    let mut c = Cursor::new(&m.body, "AuthenticationRequest");
+                    let code = c.i32("the method").map_err(|e| self.protocol(e))?;
+                    out.clear();
+                    match code {
+                        0 => {}
+                        3 => {
+                            let password = password.ok_or_else(need_password)?;
+                            frontend::password_message(password, &mut out)
+                                .map_err(|e| self.protocol(e))?;
+                        }
+                        5 => {
+                            let password = password.ok_or_else(need_password)?;
+                            let salt = c.take(4, "the salt").map_err(|e| self.protocol(e))?;
+                            let hash = md5_hash(
+                                user.as_bytes(),
+                                password,
+                                [salt[0], salt[1], salt[2], salt[3]],
+                            );
+                            frontend::password_message(hash.as_bytes(), &mut out)
+                                .map_err(|e| self.protocol(e))?;
+                        }
+                        10 => {
+                            let password = password.ok_or_else(need_password)?;
+                            let mut mechanisms = Vec::new();
+                            while let Ok(name) = c.cstr("a mechanism") {
+                                if name.is_empty() {
+                                    break;
+                                }
+                                mechanisms.push(name);
+                            }
+                            if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
+                                return Err(Error::permanent(format!(
+                                    "postgres at \"{}\" offers SASL mechanisms {mechanisms:?}, none of which sluice supports (SCRAM-SHA-256)",
+                                    self.shown
+                                )));
+                            }
+                            let s = ScramSha256::new(password, ChannelBinding::unsupported());
+                            frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)
+                                .map_err(|e| self.protocol(e))?;
+                            scram = Some(s);
+                        }
+                        11 | 12 => {
+                            let Some(s) = scram.as_mut() else {
+                                return Err(self.protocol("SASL message before SASL started"));
+                            };
+                            let data = c.rest();
+                            if code == 11 {
+                                s.update(data).map_err(|e| self.protocol(e))?;
+                                frontend::sasl_response(s.message(), &mut out)
+                                    .map_err(|e| self.protocol(e))?;
+                            } else {
+                                s.finish(data).map_err(|e| {
+                                    Error::permanent(format!(
+                                        "postgres at \"{}\" failed SCRAM verification: {e}",
+                                        self.shown
+                                    ))
+                                })?;
+                            }
+                        }
+                        other => {
+                            return Err(Error::permanent(format!(
+                                "postgres at \"{}\" asks for authentication method {other}, which sluice does not support (hint: use scram-sha-256, md5, password or trust in pg_hba.conf)",
+                                self.shown
+                            )));
+                        }
+                    }
+                    if !out.is_empty() {
+                        let bytes = out.split().freeze();
+                        self.write(&bytes).await?;
+                    }
+                }
+                b'E' => return Err(self.server_error("opening a replication connection", &m)),
+                b'Z' => return Ok(()),
+                // ParameterStatus, BackendKeyData, NoticeResponse.
+                _ => {}
+            }
+        }
+    }
+
+    fn server_error(&self, what: &str, m: &BackendMessage) -> Error {
+        match parse_error_fields(&m.body) {
+            Ok(ServerError {
+                code,
+                message,
+                detail,
+                hint,
+                ..
+            }) => {
+                let message = match detail {
+                    Some(d) => format!("{message}: {d}"),
+                    None => message,
+                };
+                server_error(
+                    &format!("{what} on \"{}\"", self.shown),
+                    &code,
+                    &message,
+                    hint.as_deref(),
+                )
+            }
+            Err(e) => self.protocol(e),
+        }
+    }
+
+    /// A whole message already in the buffer, if there is one.
+    pub fn next_buffered(&mut self) -> Result<Option<BackendMessage>> {
+        match frame_len(&self.buf).map_err(|e| self.protocol(e))? {
+            Some(total) => {
+                let mut frame = self.buf.split_to(total);
+                let tag = frame[0];
+                let body = frame.split_off(5).freeze();
+                Ok(Some(BackendMessage { tag, body }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Read more bytes from the server into the buffer. Cancel-safe: bytes are kept only
+    /// when the read completes.
+    pub async fn fill(&mut self) -> Result<()> {
+        if self.buf.capacity() - self.buf.len() < 8192 {
+            self.buf.reserve(64 * 1024);
+        }
+        let read = self.stream.read_buf(&mut self.buf).await;
+        match read {
+            Ok(0) => Err(Error::transient(format!(
+                "replication connection to \"{}\" was closed by the server",
+                self.shown
+            ))),
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.lost(e)),
+        }
+    }
+
+    async fn recv(&mut self) -> Result<BackendMessage> {
+        loop {
+            if let Some(m) = self.next_buffered()? {
+                return Ok(m);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn send_query(&mut self, sql: &str) -> Result<()> {
+        let mut out = BytesMut::new();
+        frontend::query(sql, &mut out).map_err(|e| self.protocol(e))?;
+        self.write(&out).await
+    }
+
+    /// Run a replication command or SQL statement; every row, values as text.
+    pub async fn simple_query(&mut self, sql: &str, what: &str) -> Result<TextRows> {
+        self.send_query(sql).await?;
+        let mut rows = Vec::new();
+        let mut error = None;
+        loop {
+            let m = self.recv().await?;
+            match m.tag {
+                b'D' => rows.push(self.data_row(&m.body)?),
+                b'E' => error = Some(self.server_error(what, &m)),
+                b'Z' => {
+                    return match error {
+                        Some(e) => Err(e),
+                        None => Ok(rows),
+                    };
+                }
+                // RowDescription, CommandComplete, EmptyQueryResponse, notices.
+                _ => {}
+            }
+        }
+    }
+
+    fn data_row(&self, body: &[u8]) -> Result<Vec<Option<String>>> {
+        let mut c = Cursor::new(body, "DataRow");
+        let count = c.i16("the column count").map_err(|e| self.protocol(e))?;
+        let mut values = Vec::with_capacity(count.max(0) as usize);
+        for _ in 0..count {
+            let len = c.i32("a value length").map_err(|e| self.protocol(e))?;
+            if len < 0 {
+                values.push(None);
+                continue;
+            }
+            let bytes = c
+                .take(len as usize, "a value")
+                .map_err(|e| self.protocol(e))?;
+            values.push(Some(String::from_utf8_lossy(bytes).into_owned()));
+        }
+        Ok(values)
+    }
+
+    /// Send `START_REPLICATION ...` and wait for the CopyBoth response.
+    pub async fn start_copy_both(&mut self, sql: &str, what: &str) -> Result<()> {
+        self.send_query(sql).await?;
+        loop {
+            let m = self.recv().await?;
+            match m.tag {
+                b'W' => return Ok(()),
+                b'E' => return Err(self.server_error(what, &m)),
+                b'Z' => {
+                    return Err(
+                        self.protocol(format!("{what}: the server did not start streaming"))
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Interpret one message of the CopyBoth stream: the CopyData payload, or an error for
+    /// an ErrorResponse or the end of the stream. Other messages (notices) are `None`.
+    pub fn copy_payload(&self, m: &BackendMessage) -> Result<Option<bytes::Bytes>> {
+        match m.tag {
+            b'd' => Ok(Some(m.body.clone())),
+            b'E' => Err(self.server_error("streaming changes", m)),
+            b'c' => Err(Error::transient(format!(
+                "postgres at \"{}\" ended the replication stream",
+                self.shown
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Send one CopyData message.
+    pub async fn send_copy_data(&mut self, payload: &[u8]) -> Result<()> {
+        let mut out = Vec::with_capacity(payload.len() + 5);
+        out.push(b'd');
+        out.extend_from_slice(&((payload.len() + 4) as i32).to_be_bytes());
+        out.extend_from_slice(payload);
+        self.write(&out).await?;
+        let flushed = self.stream.flush().await;
+        flushed.map_err(|e| self.lost(e))
+    }
+}

@@ -1,0 +1,327 @@
+//! [`PostgresSource`]: the [`Source`] the engine drives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sluice_config::model::{PostgresSourceConfig, SnapshotMode};
+use sluice_core::{Error, Lag, PgLsn, Position, Result, Source, SourcePoll};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+
+use crate::capture::{self, CHANNEL_CAPACITY, Plan, Task};
+use crate::catalog::{self, identity_problem};
+use crate::conn::{connect, ident, pg_error};
+use crate::lifecycle::{ensure_publication, slot_problem, slot_state};
+use crate::replication::ReplicationConnection;
+
+/// Captures PostgreSQL through a logical replication slot and the `pgoutput` plugin.
+///
+/// `start` prepares the publication and slot and spawns the capture task (snapshot, then
+/// stream); `poll` awaits its next batch for at most `status_interval_ms`; `confirm` hands
+/// the checkpointed position to the task, which reports it to the server as the slot's
+/// flush position. Dropping the source stops the task and closes its connections.
+#[derive(Debug)]
+pub struct PostgresSource {
+    name: Arc<str>,
+    config: PostgresSourceConfig,
+    running: Option<Running>,
+    /// Connection for `lag`, opened on first use.
+    side: Option<Client>,
+}
+
+#[derive(Debug)]
+struct Running {
+    batches: mpsc::Receiver<Result<SourcePoll>>,
+    confirmed: watch::Sender<PgLsn>,
+    task: JoinHandle<()>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(h) = &self.heartbeat {
+            h.abort();
+        }
+    }
+}
+
+impl PostgresSource {
+    /// A source named `source_name` (as in the config) reading `config`. Nothing is opened
+    /// until [`Source::start`].
+    pub fn new(source_name: &str, config: &PostgresSourceConfig) -> Self {
+        PostgresSource {
+            name: Arc::from(source_name),
+            config: config.clone(),
+            running: None,
+            side: None,
+        }
+    }
+
+    fn context(&self) -> String {
+        format!("postgres source \"{}\"", self.name)
+    }
+
+    async fn plan(&self, from: Option<Position>) -> Result<Plan> {
+        let slot = &self.config.slot;
+        let client = connect(&self.config).await?;
+        let tables = catalog::captured(&client, &self.config).await?;
+        if let Some(problem) = tables.iter().find_map(identity_problem) {
+            return Err(Error::permanent(problem));
+        }
+        // The publication must exist before the slot's consistent point, or decoding fails.
+        for line in ensure_publication(&client, &self.config, &tables).await? {
+            tracing::info!(source = %self.name, "{line}");
+        }
+        let database: String = client
+            .query_one("SELECT current_database()::text", &[])
+            .await
+            .map_err(|e| pg_error(e, "reading the current database"))?
+            .get(0);
+        let state = slot_state(&client, slot).await?;
+        if let Some(state) = &state
+            && let Some(e) = slot_problem(slot, state, &database)
+        {
+            return Err(e);
+        }
+        match from {
+            None => match self.config.snapshot {
+                SnapshotMode::Initial => {
+                    if let Some(state) = state {
+                        // No checkpoint, so nothing relies on the slot's position; a snapshot
+                        // needs a slot created together with it.
+                        if let Some(pid) = state.active_pid {
+                            return Err(Error::transient(format!(
+                                "replication slot \"{slot}\" is in use by server process {pid} (hint: is another sluice running this source?)"
+                            )));
+                        }
+                        tracing::info!(source = %self.name, slot = %slot, "no checkpoint: recreating the replication slot to take a consistent snapshot");
+                        client
+                            .execute("SELECT pg_drop_replication_slot($1)", &[slot])
+                            .await
+                            .map_err(|e| {
+                                pg_error(e, &format!("dropping replication slot \"{slot}\""))
+                            })?;
+                    }
+                    let mut conn = ReplicationConnection::connect(&self.config).await?;
+                    let (at, snapshot_name) =
+                        create_slot(&mut conn, &ident(slot), "", slot).await?;
+                    tracing::info!(source = %self.name, slot = %slot, lsn = %at, "created replication slot");
+                    Ok(Plan::Snapshot {
+                        conn,
+                        snapshot_name,
+                        at,
+                    })
+                }
+                SnapshotMode::Never => {
+                    let from = match state.and_then(|s| s.confirmed_flush) {
+                        Some(lsn) => lsn,
+                        None => {
+                            let row = client
+                                .query_one(
+                                    "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')",
+                                    &[slot],
+                                )
+                                .await
+                                .map_err(|e| pg_error(e, &format!("creating replication slot \"{slot}\"")))?;
+                            parse_lsn(row.get(0), slot)?
+                        }
+                    };
+                    Ok(Plan::Stream { from, tables })
+                }
+            },
+            Some(Position::Pg { lsn, snapshot }) => {
+                if state.is_none() {
+                    return Err(Error::permanent(format!(
+                        "replication slot \"{slot}\" does not exist, so changes after the checkpoint at {lsn} may be lost (hint: run `sluice teardown`, delete the checkpoint of this source, and start again with a new snapshot)"
+                    )));
+                }
+                if !snapshot {
+                    return Ok(Plan::Stream { from: lsn, tables });
+                }
+                // The snapshot at `lsn` was interrupted and its exported snapshot is gone:
+                // take a new one from a temporary slot, then stream from `lsn`.
+                let mut conn = ReplicationConnection::connect(&self.config).await?;
+                let temp = format!(
+                    "{}_snap_{}",
+                    slot.chars().take(40).collect::<String>(),
+                    std::process::id()
+                );
+                let (_, snapshot_name) =
+                    create_slot(&mut conn, &ident(&temp), " TEMPORARY", &temp).await?;
+                Ok(Plan::Resnapshot {
+                    conn,
+                    snapshot_name,
+                    from: lsn,
+                })
+            }
+            Some(other) => Err(Error::permanent(format!(
+                "was given {other}, a position of another kind of source (hint: delete the checkpoint of this source)"
+            ))),
+        }
+    }
+}
+
+/// `CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export')`: the consistent point and the name of
+/// the exported snapshot, valid until the next command on `conn`.
+async fn create_slot(
+    conn: &mut ReplicationConnection,
+    quoted: &str,
+    temporary: &str,
+    name: &str,
+) -> Result<(PgLsn, String)> {
+    let rows = conn
+        .simple_query(
+            &format!(
+                "CREATE_REPLICATION_SLOT {quoted}{temporary} LOGICAL pgoutput (SNAPSHOT 'export')"
+            ),
+            &format!("creating replication slot \"{name}\""),
+        )
+        .await?;
+    let row = rows.first().ok_or_else(|| {
+        Error::permanent(format!(
+            "creating replication slot \"{name}\" returned no row"
+        ))
+    })?;
+    let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let at = parse_lsn(field(1), name)?;
+    let snapshot_name = field(2);
+    if snapshot_name.is_empty() {
+        return Err(Error::permanent(format!(
+            "creating replication slot \"{name}\" exported no snapshot"
+        )));
+    }
+    Ok((at, snapshot_name))
+}
+
+fn parse_lsn(text: String, slot: &str) -> Result<PgLsn> {
+    text.parse().map_err(|e| {
+        Error::permanent(format!(
+            "replication slot \"{slot}\": the server sent an invalid LSN: {e}"
+        ))
+    })
+}
+
+#[async_trait]
+impl Source for PostgresSource {
+    async fn start(&mut self, from: Option<Position>) -> Result<()> {
+        // A restart after an error replaces the previous task (dropping it stops it).
+        self.running = None;
+        let plan = self
+            .plan(from.clone())
+            .await
+            .map_err(|e| e.context(self.context()))?;
+        let start = match (&from, &plan) {
+            (Some(Position::Pg { lsn, .. }), _) => *lsn,
+            (_, Plan::Snapshot { at, .. }) => *at,
+            (_, Plan::Stream { from, .. } | Plan::Resnapshot { from, .. }) => *from,
+        };
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let (confirmed_tx, confirmed_rx) = watch::channel(start);
+        let task = Task {
+            source: self.name.clone(),
+            config: self.config.clone(),
+            out: tx,
+            confirmed: confirmed_rx,
+        };
+        let task = tokio::spawn(task.run(plan));
+        let heartbeat = (self.config.heartbeat_interval_ms > 0).then(|| {
+            tokio::spawn(capture::heartbeat(
+                self.config.clone(),
+                self.name.clone(),
+                Duration::from_millis(self.config.heartbeat_interval_ms),
+            ))
+        });
+        self.running = Some(Running {
+            batches: rx,
+            confirmed: confirmed_tx,
+            task,
+            heartbeat,
+        });
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<SourcePoll> {
+        let wait = Duration::from_millis(self.config.status_interval_ms.max(1));
+        let Some(running) = self.running.as_mut() else {
+            return Err(Error::permanent(format!(
+                "{} was polled before start",
+                self.context()
+            )));
+        };
+        match tokio::time::timeout(wait, running.batches.recv()).await {
+            Err(_) => Ok(SourcePoll::Idle),
+            Ok(Some(Ok(poll))) => Ok(poll),
+            Ok(Some(Err(e))) => {
+                self.running = None;
+                Err(e)
+            }
+            Ok(None) => {
+                self.running = None;
+                Err(Error::transient(format!(
+                    "{}: capture task stopped",
+                    self.context()
+                )))
+            }
+        }
+    }
+
+    async fn confirm(&mut self, position: &Position) -> Result<()> {
+        let lsn = match position {
+            // Nothing to release while the snapshot is read: the slot sits at its start.
+            Position::Pg { snapshot: true, .. } => return Ok(()),
+            Position::Pg { lsn, .. } => *lsn,
+            other => {
+                return Err(Error::permanent(format!(
+                    "{} was given {other}, a position of another kind of source (hint: delete the checkpoint of this source)",
+                    self.context()
+                )));
+            }
+        };
+        if let Some(running) = &self.running {
+            running.confirmed.send_if_modified(|c| {
+                if lsn > *c {
+                    *c = lsn;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn lag(&mut self, checkpoint: Option<&Position>) -> Result<Option<Lag>> {
+        if self.side.as_ref().is_none_or(Client::is_closed) {
+            self.side = Some(connect(&self.config).await?);
+        }
+        let Some(client) = &self.side else {
+            return Ok(None);
+        };
+        let row = client
+            .query_one(
+                "SELECT pg_current_wal_lsn()::text, \
+                 (SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1), \
+                 (SELECT (pg_current_wal_lsn() - restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1)",
+                &[&self.config.slot],
+            )
+            .await
+            .map_err(|e| pg_error(e, "measuring replication lag"))?;
+        let current: PgLsn = parse_lsn(row.get(0), &self.config.slot)?;
+        let confirmed: Option<PgLsn> = row.get::<_, Option<String>>(1).and_then(|t| t.parse().ok());
+        let retained: Option<i64> = row.get(2);
+        let behind = match checkpoint {
+            Some(Position::Pg { lsn, .. }) => Some(*lsn),
+            _ => confirmed,
+        };
+        Ok(Some(Lag {
+            events: None,
+            bytes: behind
+                .map(|b| current.0.saturating_sub(b.0))
+                .or(retained.map(|r| r.max(0) as u64)),
+            seconds: None,
+        }))
+    }
+}

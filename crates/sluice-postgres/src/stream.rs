@@ -1,0 +1,321 @@
+//! pgoutput messages into [`Change`]s: the relation cache, transaction metadata, the
+//! lookahead that marks the last change of a transaction, and resumable positions.
+//!
+//! Positions: a change inside a transaction carries the end LSN of the last transaction
+//! committed before it, and the transaction's last change carries the transaction's own end
+//! LSN. Restarting from either replays the partial transaction instead of skipping it,
+//! because the server resends every transaction whose commit lies after the start position.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sluice_core::{Change, Error, Op, PgLsn, Position, Result, Row, SourceBatch, TxMeta, Value};
+
+use crate::catalog::Table;
+use crate::pgoutput::{Cell, Message, OldTuple, Relation, ReplicaIdentity, Tuple};
+use crate::types::text_to_value;
+
+/// Prefix of the heartbeat messages sluice writes with `pg_logical_emit_message`.
+pub(crate) const HEARTBEAT_PREFIX: &str = "sluice_heartbeat";
+
+#[derive(Debug)]
+struct Rel {
+    table: Arc<str>,
+    columns: Vec<(Arc<str>, u32)>,
+    /// Indexes of the key columns in `columns`.
+    key: Vec<usize>,
+    captured: bool,
+}
+
+#[derive(Debug)]
+struct Tx {
+    id: String,
+    commit_ts: Option<String>,
+    ordinal: u64,
+}
+
+/// Turns decoded messages into batches of changes.
+#[derive(Debug)]
+pub(crate) struct Converter {
+    source: Arc<str>,
+    /// Key columns of the captured tables, by `schema.name`.
+    keys: HashMap<String, Vec<Arc<str>>>,
+    relations: HashMap<u32, Rel>,
+    tx: Option<Tx>,
+    /// The latest change, held back until we know whether it is its transaction's last.
+    pending: Option<Change>,
+    out: Vec<Change>,
+    /// End LSN of the last committed transaction: where a restart resumes.
+    committed: PgLsn,
+    /// Position of the last batch taken.
+    taken: PgLsn,
+}
+
+impl Converter {
+    pub fn new(source: Arc<str>, tables: &[Table], start: PgLsn) -> Self {
+        Converter {
+            source,
+            keys: tables
+                .iter()
+                .map(|t| (t.qualified(), t.key.clone()))
+                .collect(),
+            relations: HashMap::new(),
+            tx: None,
+            pending: None,
+            out: Vec::new(),
+            committed: start,
+            taken: start,
+        }
+    }
+
+    /// True between Begin and Commit.
+    pub fn in_transaction(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Changes ready to be taken (not counting the one held back).
+    pub fn ready(&self) -> usize {
+        self.out.len()
+    }
+
+    /// True when a batch would carry changes or move the position forward.
+    pub fn has_progress(&self) -> bool {
+        !self.out.is_empty() || self.committed > self.taken
+    }
+
+    /// Everything ready, at the position to resume from after it.
+    pub fn take_batch(&mut self) -> SourceBatch {
+        self.taken = self.committed;
+        SourceBatch {
+            changes: std::mem::take(&mut self.out),
+            position: pg(self.committed),
+        }
+    }
+
+    /// The resume position of the last batch taken.
+    pub fn taken(&self) -> PgLsn {
+        self.taken
+    }
+
+    /// Feed one message, in stream order.
+    pub fn handle(&mut self, message: Message) -> Result<()> {
+        match message {
+            Message::Begin { timestamp, xid, .. } => {
+                self.tx = Some(Tx {
+                    id: xid.to_string(),
+                    commit_ts: timestamp.to_rfc3339(),
+                    ordinal: 0,
+                });
+            }
+            Message::Commit { end_lsn, .. } => {
+                if let Some(mut last) = self.pending.take() {
+                    if let Some(tx) = last.tx.as_mut() {
+                        tx.last = true;
+                    }
+                    last.position = pg(end_lsn);
+                    self.out.push(last);
+                }
+                self.committed = self.committed.max(end_lsn);
+                self.tx = None;
+            }
+            Message::Relation(rel) => self.relation(rel),
+            Message::Insert { rel, new, .. } => {
+                let Some(r) = self.captured(rel)? else {
+                    return Ok(());
+                };
+                let after = row(r, &new)?;
+                let key = key_of(r, &after);
+                let change = self.change(Op::Insert, rel, key, None, Some(after));
+                self.push(change);
+            }
+            Message::Update { rel, old, new, .. } => {
+                let Some(r) = self.captured(rel)? else {
+                    return Ok(());
+                };
+                let after = row(r, &new)?;
+                let key = key_of(r, &after);
+                let (before, old_key) = match &old {
+                    Some(OldTuple::Full(t)) => {
+                        let before = row(r, t)?;
+                        let k = key_of(r, &before);
+                        (Some(before), Some(k))
+                    }
+                    Some(OldTuple::Key(t)) => (None, Some(key_of(r, &row(r, t)?))),
+                    None => (None, None),
+                };
+                match old_key {
+                    // A primary-key change: delete the old key, insert the new one, so sinks
+                    // that write by key do not keep the old row.
+                    Some(old_key) if old_key != key => {
+                        let delete = self.change(Op::Delete, rel, old_key, before, None);
+                        self.push(delete);
+                        let insert = self.change(Op::Insert, rel, key, None, Some(after));
+                        self.push(insert);
+                    }
+                    _ => {
+                        let update = self.change(Op::Update, rel, key, before, Some(after));
+                        self.push(update);
+                    }
+                }
+            }
+            Message::Delete { rel, old, .. } => {
+                let Some(r) = self.captured(rel)? else {
+                    return Ok(());
+                };
+                let (key, before) = match &old {
+                    OldTuple::Full(t) => {
+                        let before = row(r, t)?;
+                        (key_of(r, &before), Some(before))
+                    }
+                    OldTuple::Key(t) => (key_of(r, &row(r, t)?), None),
+                };
+                let change = self.change(Op::Delete, rel, key, before, None);
+                self.push(change);
+            }
+            Message::Truncate { rels, .. } => {
+                for rel in rels {
+                    if self.captured(rel)?.is_some() {
+                        let change = self.change(Op::Truncate, rel, Row::default(), None, None);
+                        self.push(change);
+                    }
+                }
+            }
+            // Heartbeats and other logical messages, types and origins carry no row changes.
+            Message::Message { .. } | Message::Type { .. } | Message::Origin { .. } => {}
+            other => {
+                return Err(Error::permanent(format!(
+                    "pgoutput sent a {} message, which protocol version 1 does not have",
+                    other.kind()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn relation(&mut self, rel: Relation) {
+        let table: Arc<str> = Arc::from(format!("{}.{}", rel.namespace, rel.name));
+        let columns: Vec<(Arc<str>, u32)> = rel
+            .columns
+            .iter()
+            .map(|c| (Arc::from(c.name.as_str()), c.type_oid))
+            .collect();
+        let index = |name: &str| columns.iter().position(|(c, _)| &**c == name);
+        let configured = self.keys.get(&*table);
+        let mut key: Vec<usize> = configured
+            .map(|k| k.iter().filter_map(|c| index(c)).collect())
+            .unwrap_or_default();
+        if key.is_empty() && rel.replica_identity != ReplicaIdentity::Full {
+            key = rel
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.key)
+                .map(|(i, _)| i)
+                .collect();
+        }
+        if key.is_empty() {
+            key = (0..columns.len()).collect();
+        }
+        self.relations.insert(
+            rel.oid,
+            Rel {
+                table,
+                columns,
+                key,
+                captured: configured.is_some(),
+            },
+        );
+    }
+
+    fn captured(&self, oid: u32) -> Result<Option<&Rel>> {
+        match self.relations.get(&oid) {
+            Some(r) if r.captured => Ok(Some(r)),
+            Some(_) => Ok(None),
+            None => Err(Error::permanent(format!(
+                "pgoutput sent a change to relation {oid} before describing it"
+            ))),
+        }
+    }
+
+    fn change(
+        &mut self,
+        op: Op,
+        rel: u32,
+        key: Row,
+        before: Option<Row>,
+        after: Option<Row>,
+    ) -> Change {
+        let table = self
+            .relations
+            .get(&rel)
+            .map_or_else(|| Arc::from(""), |r| r.table.clone());
+        let tx = self.tx.as_mut().map(|tx| {
+            let meta = TxMeta {
+                id: tx.id.clone(),
+                commit_ts: tx.commit_ts.clone(),
+                ordinal: tx.ordinal,
+                last: false,
+            };
+            tx.ordinal += 1;
+            meta
+        });
+        Change {
+            op,
+            source: self.source.clone(),
+            table,
+            key,
+            before,
+            after,
+            position: pg(self.committed),
+            tx,
+        }
+    }
+
+    fn push(&mut self, change: Change) {
+        if let Some(previous) = self.pending.replace(change) {
+            self.out.push(previous);
+        }
+    }
+}
+
+fn pg(lsn: PgLsn) -> Position {
+    Position::Pg {
+        lsn,
+        snapshot: false,
+    }
+}
+
+fn row(rel: &Rel, tuple: &Tuple) -> Result<Row> {
+    if tuple.cells.len() != rel.columns.len() {
+        return Err(Error::permanent(format!(
+            "pgoutput sent {} columns for table \"{}\", whose relation message has {}",
+            tuple.cells.len(),
+            rel.table,
+            rel.columns.len()
+        )));
+    }
+    Ok(rel
+        .columns
+        .iter()
+        .zip(&tuple.cells)
+        .map(|((name, type_oid), cell)| (name.clone(), cell_value(*type_oid, cell)))
+        .collect())
+}
+
+/// A tuple cell as a value. Binary cells never arrive (sluice does not ask for `binary`);
+/// should one, its bytes are kept.
+pub(crate) fn cell_value(type_oid: u32, cell: &Cell) -> Value {
+    match cell {
+        Cell::Null => Value::Null,
+        Cell::Unchanged => Value::Unchanged,
+        Cell::Text(text) => text_to_value(type_oid, text),
+        Cell::Binary(bytes) => Value::Bytes(bytes.clone()),
+    }
+}
+
+fn key_of(rel: &Rel, row: &Row) -> Row {
+    rel.key
+        .iter()
+        .filter_map(|&i| row.0.get(i).cloned())
+        .collect()
+}

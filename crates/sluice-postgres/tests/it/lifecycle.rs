@@ -1,0 +1,125 @@
+use crate::common::TestDb;
+
+#[tokio::test]
+async fn setup_check_teardown() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec("CREATE TABLE users (id int PRIMARY KEY, name text); CREATE TABLE nokey (x int);")
+        .await;
+    let config = db.config("life-cycle");
+    let defaults = sluice_config::model::PostgresSourceConfig::new("life-cycle", "postgres://x");
+    assert_eq!(defaults.slot, "sluice_life_cycle");
+    assert_eq!(config.publication, "sluice_life_cycle");
+    let slot = &config.slot;
+
+    let lines = sluice_postgres::check(&config).await.unwrap();
+    let text = lines.join("\n");
+    assert!(text.contains("wal_level is logical"), "{text}");
+    assert!(
+        text.contains("missing: publication \"sluice_life_cycle\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("missing: replication slot \"{slot}\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains("table \"public.users\": 2 columns, key (id)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("nokey"),
+        "tables without a key are not captured by default: {text}"
+    );
+    assert!(
+        !text.contains("sluice@"),
+        "the password must not print: {text}"
+    );
+
+    let lines = sluice_postgres::setup(&config).await.unwrap();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        "created publication \"sluice_life_cycle\" for \"public.users\""
+    );
+    assert!(lines[1].starts_with(&format!(
+        "created replication slot \"{slot}\" (pgoutput) at "
+    )));
+    let again = sluice_postgres::setup(&config).await.unwrap();
+    assert!(again[0].contains("already exist"), "{again:?}");
+
+    let text = sluice_postgres::check(&config).await.unwrap().join("\n");
+    assert!(!text.contains("missing:"), "{text}");
+    assert!(
+        text.contains("publication \"sluice_life_cycle\" covers every table"),
+        "{text}"
+    );
+
+    // A table without a key cannot be captured: check explains, with a hint.
+    let mut bad = config.clone();
+    bad.tables = vec!["nokey".into(), "public.users".into()];
+    let e = sluice_postgres::check(&bad).await.unwrap_err().to_string();
+    assert!(
+        e.contains("table \"public.nokey\" has no primary key"),
+        "{e}"
+    );
+    assert!(e.contains("REPLICA IDENTITY FULL"), "{e}");
+    let mut missing = config.clone();
+    missing.tables = vec!["nope".into()];
+    let e = sluice_postgres::setup(&missing).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("table \"public.nope\" does not exist"),
+        "{e}"
+    );
+    assert!(!e.is_transient());
+
+    // Adding a table to `tables` adds it to the publication.
+    db.exec("CREATE TABLE orders (id int PRIMARY KEY)").await;
+    let mut more = config.clone();
+    more.tables = vec!["users".into(), "orders".into()];
+    let text = sluice_postgres::check(&more).await.unwrap().join("\n");
+    assert!(
+        text.contains(
+            "missing: publication \"sluice_life_cycle\" does not cover \"public.orders\""
+        ),
+        "{text}"
+    );
+    let lines = sluice_postgres::setup(&more).await.unwrap();
+    assert_eq!(
+        lines,
+        ["added \"public.orders\" to publication \"sluice_life_cycle\""]
+    );
+
+    let lines = sluice_postgres::teardown(&config).await.unwrap();
+    assert_eq!(
+        lines,
+        [
+            format!("dropped replication slot \"{slot}\""),
+            "dropped publication \"sluice_life_cycle\"".to_owned()
+        ]
+    );
+    let lines = sluice_postgres::teardown(&config).await.unwrap();
+    assert!(lines[0].starts_with("nothing to remove"), "{lines:?}");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn bad_password_is_a_permanent_error_without_the_password() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
+    let url = db.url.replacen(":sluice@", ":wrong-secret@", 1);
+    assert_ne!(
+        url, db.url,
+        "the test server's password is expected to be `sluice`"
+    );
+    let config = sluice_config::model::PostgresSourceConfig::new("x", url);
+    let e = sluice_postgres::check(&config).await.unwrap_err();
+    let text = format!("{e} {e:?}");
+    assert!(!text.contains("wrong-secret"), "{text}");
+    assert!(!e.is_transient(), "{e}");
+    db.finish().await;
+}

@@ -1,0 +1,12 @@
+//! Integration tests against a real PostgreSQL: `SLUICE_TEST_PG_URL` names a server with
+//! `wal_level=logical` (scripts/test starts one). Every test gets a fresh database, dropped
+//! when the test passes and kept (named in the output) when it fails.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod faults;
+mod lifecycle;
+mod snapshot;
+mod stream;
+mod types;

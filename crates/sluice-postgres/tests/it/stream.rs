@@ -1,0 +1,257 @@
+use sluice_core::{Op, Value};
+
+use crate::common::{Driver, TestDb, fold, folded_id_text, id_text, int, ops};
+
+#[tokio::test]
+async fn snapshot_then_stream_with_before_images_per_replica_identity() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE full_t (id int PRIMARY KEY, v text);
+         ALTER TABLE full_t REPLICA IDENTITY FULL;
+         CREATE TABLE dflt (id int PRIMARY KEY, v text);
+         INSERT INTO full_t VALUES (1, 'a'), (2, 'b');
+         INSERT INTO dflt VALUES (1, 'x');",
+    )
+    .await;
+    let config = db.config("app");
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(3).await;
+    assert!(d.changes.iter().all(|c| c.op == Op::Read && c.tx.is_none()));
+    let positions: Vec<String> = d.changes.iter().map(|c| c.position.to_string()).collect();
+    assert!(
+        positions.iter().all(|p| p.starts_with("snapshot@lsn ")),
+        "{positions:?}"
+    );
+
+    db.exec(
+        "UPDATE full_t SET v = 'a2' WHERE id = 1;
+         DELETE FROM full_t WHERE id = 2;
+         UPDATE dflt SET v = 'x2' WHERE id = 1;
+         DELETE FROM dflt WHERE id = 1;
+         INSERT INTO dflt VALUES (5, NULL);",
+    )
+    .await;
+    d.until_count(8).await;
+    let stream = &d.changes[3..];
+    assert_eq!(
+        ops(stream),
+        [
+            (Op::Update, "public.full_t".into()),
+            (Op::Delete, "public.full_t".into()),
+            (Op::Update, "public.dflt".into()),
+            (Op::Delete, "public.dflt".into()),
+            (Op::Insert, "public.dflt".into()),
+        ]
+    );
+    // FULL: whole before-images.
+    let before = stream[0].before.as_ref().unwrap();
+    assert_eq!(before.get("v"), Some(&Value::Text("a".into())));
+    assert_eq!(
+        stream[0].after.as_ref().unwrap().get("v"),
+        Some(&Value::Text("a2".into()))
+    );
+    assert_eq!(int(&stream[0].key, "id"), 1);
+    assert_eq!(
+        stream[1].before.as_ref().unwrap().get("v"),
+        Some(&Value::Text("b".into()))
+    );
+    assert_eq!(int(&stream[1].key, "id"), 2);
+    // DEFAULT: no before-image, but the key.
+    assert_eq!(stream[2].before, None);
+    assert_eq!(stream[3].before, None);
+    assert_eq!(int(&stream[3].key, "id"), 1);
+    assert_eq!(
+        stream[4].after.as_ref().unwrap().get("v"),
+        Some(&Value::Null)
+    );
+    // The five statements ran as one transaction.
+    let tx: Vec<(u64, bool)> = stream
+        .iter()
+        .map(|c| {
+            let t = c.tx.as_ref().unwrap();
+            assert!(t.commit_ts.as_deref().unwrap().ends_with('Z'));
+            (t.ordinal, t.last)
+        })
+        .collect();
+    assert_eq!(
+        tx,
+        [(0, false), (1, false), (2, false), (3, false), (4, true)]
+    );
+
+    assert_eq!(
+        folded_id_text(&d.changes, "public.full_t"),
+        id_text(&db.client, "full_t").await
+    );
+    assert_eq!(
+        folded_id_text(&d.changes, "public.dflt"),
+        id_text(&db.client, "dflt").await
+    );
+    drop(d);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn unchanged_toast_arrives_as_unchanged() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE docs (id int PRIMARY KEY, n int, body text);
+         ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;",
+    )
+    .await;
+    let mut d = Driver::start(&db.config("app"), None).await;
+    d.drain().await;
+    let big: String = (0..5000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    db.exec(&format!("INSERT INTO docs VALUES (1, 0, '{big}')"))
+        .await;
+    db.exec("UPDATE docs SET n = 1 WHERE id = 1").await;
+    d.until_count(2).await;
+    assert_eq!(
+        d.changes[0].after.as_ref().unwrap().get("body"),
+        Some(&Value::Text(big.clone()))
+    );
+    let after = d.changes[1].after.as_ref().unwrap();
+    assert_eq!(after.get("n"), Some(&Value::Int(1)));
+    assert_eq!(
+        after.get("body"),
+        Some(&Value::Unchanged),
+        "unchanged TOAST must not be null"
+    );
+    // Folding keeps the old value.
+    let rows = fold(&d.changes, "public.docs");
+    assert_eq!(rows[&1].get("body"), Some(&Value::Text(big)));
+    drop(d);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn truncate_empties_tables() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY, v text);
+         INSERT INTO a VALUES (1, 'x'); INSERT INTO b VALUES (1, 'y');",
+    )
+    .await;
+    let mut d = Driver::start(&db.config("app"), None).await;
+    d.until_count(2).await;
+    db.exec("TRUNCATE a, b; INSERT INTO a VALUES (2, 'z');")
+        .await;
+    d.until_count(5).await;
+    let tail = &d.changes[2..];
+    let mut truncated: Vec<String> = tail
+        .iter()
+        .filter(|c| c.op == Op::Truncate)
+        .map(|c| c.table.to_string())
+        .collect();
+    truncated.sort();
+    assert_eq!(truncated, ["public.a", "public.b"]);
+    assert!(
+        tail.iter()
+            .filter(|c| c.op == Op::Truncate)
+            .all(|c| c.key.is_empty() && c.after.is_none())
+    );
+    assert_eq!(
+        folded_id_text(&d.changes, "public.a"),
+        id_text(&db.client, "a").await
+    );
+    assert!(fold(&d.changes, "public.b").is_empty());
+    drop(d);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn multi_table_transaction_keeps_commit_order_and_tx_metadata() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY, v text);",
+    )
+    .await;
+    let mut d = Driver::start(&db.config("app"), None).await;
+    d.drain().await;
+    // Two concurrent transactions: the one that commits first comes first, whole.
+    let c2 = {
+        let (c, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c
+    };
+    db.exec("BEGIN; INSERT INTO a VALUES (1, 'first-begun');")
+        .await;
+    c2.batch_execute(
+        "BEGIN; INSERT INTO b VALUES (1, 'second'); INSERT INTO a VALUES (2, 'second'); COMMIT;",
+    )
+    .await
+    .unwrap();
+    db.exec("INSERT INTO b VALUES (2, 'first-begun'); UPDATE a SET v = 'u' WHERE id = 2; COMMIT;")
+        .await;
+    d.until_count(5).await;
+    let got: Vec<(Op, String, u64, bool)> = d
+        .changes
+        .iter()
+        .map(|c| {
+            let tx = c.tx.as_ref().unwrap();
+            (c.op, c.table.to_string(), tx.ordinal, tx.last)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Op::Insert, "public.b".into(), 0, false),
+            (Op::Insert, "public.a".into(), 1, true),
+            (Op::Insert, "public.a".into(), 0, false),
+            (Op::Insert, "public.b".into(), 1, false),
+            (Op::Update, "public.a".into(), 2, true),
+        ]
+    );
+    let ids: Vec<&str> = d
+        .changes
+        .iter()
+        .map(|c| c.tx.as_ref().unwrap().id.as_str())
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(ids[2], ids[3]);
+    assert_eq!(ids[3], ids[4]);
+    assert_ne!(ids[0], ids[2]);
+    // Positions: inside a transaction the previous commit's end; the last change its own end.
+    let p: Vec<_> = d.changes.iter().map(|c| c.position.clone()).collect();
+    assert!(p[0] < p[1], "{p:?}");
+    assert_eq!(p[2], p[1]);
+    assert_eq!(p[3], p[1]);
+    assert!(p[4] > p[3]);
+    assert_eq!(d.last_position.as_ref(), Some(&p[4]));
+    drop(d);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn primary_key_update_is_delete_then_insert() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');")
+        .await;
+    let mut d = Driver::start(&db.config("app"), None).await;
+    d.until_count(1).await;
+    db.exec("UPDATE t SET id = 2 WHERE id = 1").await;
+    d.until_count(3).await;
+    assert_eq!(d.changes[1].op, Op::Delete);
+    assert_eq!(int(&d.changes[1].key, "id"), 1);
+    assert_eq!(d.changes[2].op, Op::Insert);
+    assert_eq!(int(&d.changes[2].key, "id"), 2);
+    assert_eq!(
+        folded_id_text(&d.changes, "public.t"),
+        id_text(&db.client, "t").await
+    );
+    drop(d);
+    db.finish().await;
+}
