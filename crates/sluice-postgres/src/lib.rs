@@ -1,4 +1,93 @@
-//! The PostgreSQL source for sluice.
+//! The PostgreSQL source: change data capture through a logical replication slot and the
+//! built-in `pgoutput` plugin, over a streaming replication connection of our own.
+//!
+//! # How it works
+//!
+//! - **Setup** ([`setup`], or automatically at [`Source::start`](sluice_core::Source::start))
+//!   creates the publication (`CREATE PUBLICATION "sluice_<source>" FOR TABLE ...`, or adds
+//!   missing tables to an existing one) and then the slot. The publication must exist before
+//!   the slot's consistent point, or decoding WAL from before it fails, so it always comes
+//!   first. Tables default to every table with a primary key; a configured table without one
+//!   needs `REPLICA IDENTITY FULL` (or an index identity), else the server would reject the
+//!   application's own updates once the table is published.
+//! - **Snapshot** (no checkpoint, `snapshot = "initial"`): a walsender connection runs
+//!   `CREATE_REPLICATION_SLOT "slot" LOGICAL pgoutput (SNAPSHOT 'export')`, which returns the
+//!   slot's consistent point `C` and the name of a snapshot that lives until the next command
+//!   on that connection. An ordinary connection imports it (`BEGIN ISOLATION LEVEL
+//!   REPEATABLE READ; SET TRANSACTION SNAPSHOT ...`), reads the catalog and every table
+//!   through a cursor (`FETCH batch_size`), and emits `read` changes at position
+//!   `{lsn: C, snapshot: true}`; an empty batch at `{lsn: C}` marks the end. A slot that
+//!   already exists when there is no checkpoint (e.g. made by `sluice setup`) is dropped and
+//!   recreated, since only a slot created together with the snapshot can be consistent with
+//!   it and nothing relies on its position yet.
+//! - **Stream**: `START_REPLICATION SLOT "slot" LOGICAL <lsn> (proto_version '1',
+//!   publication_names '"pub"', messages 'true')` on the same walsender connection; XLogData
+//!   payloads go through the pure [`pgoutput::decode`] and become changes. A task owns the
+//!   connection and feeds a bounded channel (the backpressure); `poll` waits for it at most
+//!   `status_interval_ms`.
+//!
+//! # Why no row is missed or doubled at the hand-off
+//!
+//! The exported snapshot and the consistent point `C` are made by the same command: the
+//! snapshot sees exactly the transactions that committed before `C`, and logical decoding
+//! from `C` sends exactly the transactions that commit after it. Every committed change is
+//! therefore in the snapshot or in the stream, never both and never neither.
+//!
+//! # Positions and restarts
+//!
+//! A change inside a transaction carries the end LSN of the last transaction committed
+//! before it; the last change of a transaction carries its own commit end LSN; a batch
+//! carries the position of its last change. The server resends every transaction whose
+//! commit lies after the start position, so resuming from any checkpoint replays a partial
+//! transaction whole instead of skipping its rest (at-least-once, duplicates bounded to it).
+//!
+//! - From `{lsn}`: stream from `lsn`. A missing slot is a permanent error naming it, with
+//!   the commands to start over; an invalidated slot (`wal_status = 'lost'`) too.
+//! - From `{lsn, snapshot: true}` (the snapshot was interrupted): the old exported snapshot
+//!   is gone, so a `TEMPORARY` slot exports a new one at `C2 >= C`, the tables are read
+//!   again under it (positions stay at `{lsn: C, snapshot: true}`), and the stream resumes
+//!   from `C` on the persistent slot. Changes in `(C, C2]` are replayed over the newer
+//!   snapshot: keys they touch briefly show older values but end at their current state, and
+//!   a row delivered by the first attempt and deleted since gets its delete.
+//!
+//! # Bounded WAL
+//!
+//! [`Source::confirm`](sluice_core::Source::confirm) hands the checkpointed position to the
+//! task, which sends it as the flush LSN of a standby status update (at once, and every
+//! `status_interval_ms`, and whenever the server asks). When a keepalive finds nothing in
+//! flight (no open transaction, nothing unsent) and the engine has confirmed everything
+//! emitted before it, the flush LSN follows the keepalive's WAL end: transactions not yet
+//! sent commit after it, so nothing is skipped, and an idle slot retains no WAL. Heartbeats
+//! (`pg_logical_emit_message(false, 'sluice_heartbeat', '')` every `heartbeat_interval_ms`)
+//! make WAL move on a quiet database so that this happens there too; they are not emitted
+//! as changes.
+//!
+//! # Events
+//!
+//! Tables are `schema.name`; `key` holds the primary key (else the replica identity index,
+//! else every column). Inserts carry `after`; updates `after`, and `before` under
+//! `REPLICA IDENTITY FULL`; deletes `before` under FULL and only `key` otherwise. An update
+//! that changes the key is emitted as a delete of the old key and an insert of the new one.
+//! Unchanged TOAST values are [`sluice_core::Value::Unchanged`], never null. Every streamed
+//! change has transaction metadata: xid, commit time, ordinal, last-in-transaction (found
+//! with a one-change lookahead). Values are converted by [`types::text_to_value`] from the
+//! same text output on both paths (session settings are pinned: ISO dates, UTC, hex bytea,
+//! `extra_float_digits = 3`), so the snapshot and the stream give identical values.
+//!
+//! # Known limits
+//!
+//! - pgoutput protocol 1 only: a transaction is sent after it commits, and the server spills
+//!   big transactions to disk; sluice hands them over `batch_size` changes at a time, so its
+//!   memory stays bounded, but streaming of in-progress transactions (v2+) is not used yet.
+//! - No TLS on either connection; no GSSAPI.
+//! - A column added or dropped mid-stream changes the row images from the next Relation
+//!   message on, but no schema event is emitted yet.
+//! - Snapshots read tables one after another through one cursor (no parallel chunks), and an
+//!   interrupted snapshot starts over from the first table.
+//! - Truncate of tables outside the capture set is ignored; `TRUNCATE ... CASCADE` emits one
+//!   truncate per captured table the server reports.
+//!
+//! # The pure half
 //!
 //! - [`pgoutput`]: decodes the messages of PostgreSQL's built-in `pgoutput` logical
 //!   replication plugin (protocol versions 1 to 4) from the payload of an XLogData message.
@@ -10,10 +99,6 @@
 //!   text, unchanged.
 //! - [`PgTimestamp`]: the server's timestamps (microseconds since 2000-01-01 UTC) and their
 //!   RFC 3339 form.
-//!
-//! Invariant carried from the wire to [`sluice_core::Value`]: an unchanged TOAST column (`'u'`
-//! in a tuple) is [`pgoutput::Cell::Unchanged`], never null, so sinks keep the old value
-//! instead of overwriting it with null.
 
 mod capture;
 mod catalog;
