@@ -41,7 +41,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Introspect a database and write a commented, working config
     #[command(
-        after_help = "Examples:\n  sluice init --from app.db\n  sluice init --from sqlite:///var/lib/app/app.db -o /etc/sluice/app.toml\n  sluice init --from app.db --stdout"
+        after_help = "Examples:\n  sluice init --from app.db\n  sluice init --from postgres://app:secret@127.0.0.1:5432/app\n  sluice init --from sqlite:///var/lib/app/app.db -o /etc/sluice/app.toml\n  sluice init --from app.db --stdout"
     )]
     Init(InitArgs),
     /// Validate the config, then reach every database and destination without changing anything
@@ -94,7 +94,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Database to introspect: a SQLite file path or sqlite:// URL.
+    /// Database to introspect: a SQLite file path or sqlite:// URL, or a postgres:// URL.
     #[arg(long, value_name = "URL")]
     pub from: String,
     /// Where to write the config.

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
-            Command::Init(args) => init::run(args),
+            Command::Init(args) => init::run(args).await,
             Command::Check(args) => commands::check(&args).await,
             Command::Setup(args) => commands::setup(&args).await,
             Command::Teardown(args) => commands::teardown(&args).await,

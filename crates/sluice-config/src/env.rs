@@ -1,5 +1,7 @@
 //! `${VAR}` and `${VAR:-default}` substitution, done on the raw text before parsing (as Vector
-//! does), so a variable may supply any part of a value. `$$` is a literal `$`.
+//! does), so a variable may supply any part of a value. `$$` is a literal `$`. Lines whose
+//! first non-blank character is `#` (comments in TOML and YAML) are left alone, so a comment
+//! may show `${VAR}` without the variable being set.
 
 use crate::error::{Location, NodeError};
 
@@ -9,10 +11,30 @@ pub(crate) fn substitute(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, NodeError> {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            substitute_line(text, offset, line, lookup, &mut out)?;
+        }
+        offset += line.len();
+    }
+    Ok(out)
+}
+
+/// Substitute within `line`, which starts at byte `offset` of `text` (for error locations).
+fn substitute_line(
+    text: &str,
+    line_offset: usize,
+    line: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    out: &mut String,
+) -> Result<(), NodeError> {
+    let mut rest = line;
     while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
-        let offset = text.len() - rest.len() + at;
+        let offset = line_offset + (line.len() - rest.len()) + at;
         let after = &rest[at + 1..];
         if let Some(r) = after.strip_prefix('$') {
             out.push('$');
@@ -63,7 +85,7 @@ pub(crate) fn substitute(
         rest = &body[end + 1..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -92,5 +114,8 @@ mod tests {
         assert!(e.hint.unwrap().contains("DB_URL:-"));
         assert!(substitute("${", &env).is_err());
         assert!(substitute("${1X}", &env).is_err());
+        // Comment lines are left alone.
+        let s = substitute("  # url = \"${DB_URL}\"\na = \"${HOST}\" # ${HOST}\n", &env).unwrap();
+        assert_eq!(s, "  # url = \"${DB_URL}\"\na = \"db.local\" # db.local\n");
     }
 }

@@ -103,6 +103,7 @@
 mod capture;
 mod catalog;
 mod conn;
+mod introspect;
 mod lifecycle;
 pub mod pgoutput;
 mod replication;
@@ -115,6 +116,7 @@ pub mod types;
 use sluice_config::model::PostgresSourceConfig;
 use sluice_core::Result;
 
+pub use introspect::{TableInfo, introspect};
 pub use source::PostgresSource;
 pub use timestamp::PgTimestamp;
 

@@ -303,3 +303,53 @@ fn every_broken_config_in_the_corpus_exits_2_without_panicking() {
     }
     assert!(n >= 10);
 }
+
+#[test]
+fn init_from_postgres_writes_a_private_working_config() {
+    let Ok(url) = std::env::var("SLUICE_TEST_PG_URL") else {
+        eprintln!("SKIPPED: SLUICE_TEST_PG_URL not set (run scripts/test)");
+        return;
+    };
+    let db = format!("sluice_init_{}", std::process::id());
+    let psql = |url: &str, sql: &str| {
+        let out = Command::new("psql")
+            .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql(&url, &format!("CREATE DATABASE {db}"));
+    let db_url = format!("{}/{db}", url.rsplit_once('/').unwrap().0);
+    psql(
+        &db_url,
+        "CREATE TABLE users (id int PRIMARY KEY, name text); CREATE TABLE logs (line text); INSERT INTO users VALUES (1, 'ada')",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        sluice()
+            .current_dir(dir.path())
+            .args(["init", "--from", &db_url]),
+    );
+    let config = dir.path().join("sluice.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("\"public.users\""), "{text}");
+    assert!(text.contains("#   \"public.logs\""), "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a config holding a password is private");
+    }
+    let out = run_ok(sluice().args(["run", "--once", "-c"]).arg(&config));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(r#""after":{"id":1,"name":"ada"}"#),
+        "{stdout}"
+    );
+    run_ok(sluice().args(["teardown", "-c"]).arg(&config));
+    psql(&url, &format!("DROP DATABASE {db}"));
+}
