@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod conformance;
 mod faults;
 mod lifecycle;
 mod snapshot;
