@@ -18,8 +18,8 @@ pub(crate) struct Table {
     /// `d` (default: primary key), `f` (full), `i` (index) or `n` (nothing).
     pub replica_identity: char,
     pub columns: Vec<TableColumn>,
-    /// Key columns: the primary key, else the replica identity index, else (identity full)
-    /// every column.
+    /// Key columns: the replica identity index under `USING INDEX`, else the primary key,
+    /// else (identity full) every column.
     pub key: Vec<Arc<str>>,
     /// True when the table has a primary key.
     pub has_primary_key: bool,
@@ -68,8 +68,9 @@ const COLUMNS: &str = "SELECT a.attname::text, a.atttypid FROM pg_attribute a \
     WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
     ORDER BY a.attnum";
 
-/// Key columns of the primary key (`indisprimary`) or the replica identity index.
-const KEY_COLUMNS: &str = "SELECT i.indisprimary, a.attname::text FROM pg_index i \
+/// Key columns of the primary key (`indisprimary`) and of the replica identity index
+/// (`indisreplident`).
+const KEY_COLUMNS: &str = "SELECT i.indisprimary, i.indisreplident, a.attname::text FROM pg_index i \
     CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
     WHERE i.indrelid = $1 AND (i.indisprimary OR i.indisreplident) \
@@ -131,10 +132,14 @@ pub(crate) async fn table(client: &Client, schema: &str, name: &str) -> Result<T
         .await
         .map_err(|e| pg_error(e, &what))?;
     let has_primary_key = key_rows.iter().any(|r| r.get::<_, bool>(0));
+    // Under `USING INDEX` the server identifies old rows by that index alone (the primary
+    // key columns of a delete arrive as nulls), so it is the key on both paths.
+    let by_index = replica_identity == 'i' && key_rows.iter().any(|r| r.get::<_, bool>(1));
+    let column = if by_index { 1 } else { 0 };
     let mut key: Vec<Arc<str>> = key_rows
         .iter()
-        .filter(|r| r.get::<_, bool>(0) == has_primary_key)
-        .map(|r| Arc::from(r.get::<_, String>(1)))
+        .filter(|r| r.get::<_, bool>(column))
+        .map(|r| Arc::from(r.get::<_, String>(2)))
         .collect();
     if key.is_empty() && replica_identity == 'f' {
         key = columns.iter().map(|c| c.name.clone()).collect();

@@ -64,9 +64,12 @@
 //!
 //! # Events
 //!
-//! Tables are `schema.name`; `key` holds the primary key (else the replica identity index,
-//! else every column). Inserts carry `after`; updates `after`, and `before` under
-//! `REPLICA IDENTITY FULL`; deletes `before` under FULL and only `key` otherwise. An update
+//! Tables are `schema.name`; `key` holds the replica identity index's columns under
+//! `REPLICA IDENTITY USING INDEX` (the only columns a delete then carries, even when there
+//! is a primary key), else the primary key, else every column. Inserts carry `after`;
+//! updates `after`, and `before` under `REPLICA IDENTITY FULL`; deletes `before` under FULL
+//! and only `key` otherwise. A table with `REPLICA IDENTITY NOTHING` is refused: once
+//! published, PostgreSQL would reject its updates and deletes. An update
 //! that changes the key is emitted as a delete of the old key and an insert of the new one.
 //! Unchanged TOAST values are [`sluice_core::Value::Unchanged`], never null. Every streamed
 //! change has transaction metadata: xid, commit time, ordinal, last-in-transaction (found

@@ -7,6 +7,7 @@
 mod common;
 mod conformance;
 mod faults;
+mod identity;
 mod lifecycle;
 mod snapshot;
 mod stream;
