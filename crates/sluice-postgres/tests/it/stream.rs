@@ -289,3 +289,53 @@ async fn column_added_and_dropped_mid_stream_changes_the_row_images() {
     drop(d);
     db.finish().await;
 }
+
+#[tokio::test]
+async fn truncate_of_several_tables_and_cascade_is_one_event_per_table_in_one_transaction() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY, v text);
+         CREATE TABLE parent (id int PRIMARY KEY, v text);
+         CREATE TABLE child (id int PRIMARY KEY, v text, parent_id int REFERENCES parent);
+         INSERT INTO a VALUES (1, 'a'); INSERT INTO b VALUES (1, 'b');
+         INSERT INTO parent VALUES (1, 'p'); INSERT INTO child VALUES (1, 'c', 1);",
+    )
+    .await;
+    let mut d = Driver::start(&db.config("app"), None).await;
+    d.until_count(4).await;
+    db.exec("TRUNCATE a, b").await;
+    // CASCADE truncates the child, which the statement does not name.
+    db.exec("TRUNCATE parent CASCADE").await;
+    d.until_count(8).await;
+    let truncates: Vec<(String, String, u64, bool)> = d.changes[4..]
+        .iter()
+        .map(|c| {
+            assert_eq!(c.op, Op::Truncate, "{c:?}");
+            assert!(c.key.is_empty() && c.before.is_none() && c.after.is_none());
+            let tx = c.tx.as_ref().unwrap();
+            (c.table.to_string(), tx.id.clone(), tx.ordinal, tx.last)
+        })
+        .collect();
+    let tables: Vec<&str> = truncates.iter().map(|t| t.0.as_str()).collect();
+    let (first, second) = tables.split_at(2);
+    let mut first = first.to_vec();
+    let mut second = second.to_vec();
+    first.sort_unstable();
+    second.sort_unstable();
+    assert_eq!(first, ["public.a", "public.b"]);
+    assert_eq!(second, ["public.child", "public.parent"]);
+    // One transaction per statement, one event per table in it.
+    for pair in truncates.chunks(2) {
+        assert_eq!(pair[0].1, pair[1].1, "{truncates:?}");
+        assert_eq!((pair[0].2, pair[0].3), (0, false), "{truncates:?}");
+        assert_eq!((pair[1].2, pair[1].3), (1, true), "{truncates:?}");
+    }
+    assert_ne!(truncates[0].1, truncates[2].1);
+    for table in ["a", "b", "parent", "child"] {
+        assert!(fold(&d.changes, &format!("public.{table}")).is_empty());
+    }
+    drop(d);
+    db.finish().await;
+}
