@@ -7,6 +7,7 @@
 mod common;
 mod conformance;
 mod faults;
+mod huge_transaction;
 mod identity;
 mod lifecycle;
 mod snapshot;
