@@ -102,6 +102,22 @@ pub struct SqliteSourceConfig {
     pub changelog_table: String,
 }
 
+/// How an update that changes a row's primary key is emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrimaryKeyChange {
+    /// A `delete` of the old key, then an `insert` of the new one: sinks that write by key
+    /// need nothing special. Under the default replica identity, a large (TOAST) column the
+    /// update did not touch arrives in the insert as `{"$unchanged": true}`, because the
+    /// server sends its value with neither image.
+    #[default]
+    DeleteInsert,
+    /// One `update` whose `key` is the new key and whose `before` holds the old key (the
+    /// whole old row under `REPLICA IDENTITY FULL`), so a consumer can move the row and keep
+    /// values the server did not resend.
+    Update,
+}
+
 /// `type = "postgres"`: capture PostgreSQL through logical replication (`pgoutput`).
 ///
 /// After loading, `slot` and `publication` are always set: when the file leaves them out
@@ -137,6 +153,9 @@ pub struct PostgresSourceConfig {
     /// Most changes per batch (snapshot rows are also fetched this many at a time).
     #[serde(default = "default_source_batch_size")]
     pub batch_size: usize,
+    /// `delete_insert` (default) or `update`: how a primary-key change is emitted.
+    #[serde(default)]
+    pub primary_key_change: PrimaryKeyChange,
 }
 
 impl PostgresSourceConfig {
@@ -152,6 +171,7 @@ impl PostgresSourceConfig {
             heartbeat_interval_ms: DEFAULT_PG_HEARTBEAT_INTERVAL_MS,
             status_interval_ms: DEFAULT_PG_STATUS_INTERVAL_MS,
             batch_size: DEFAULT_SOURCE_BATCH_SIZE,
+            primary_key_change: PrimaryKeyChange::default(),
         };
         c.fill_defaults(source_name);
         c

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use sluice_config::model::PrimaryKeyChange;
 use sluice_core::{Change, Error, Op, PgLsn, Position, Result, Row, SourceBatch, TxMeta, Value};
 
 use crate::catalog::Table;
@@ -49,6 +50,8 @@ pub(crate) struct Converter {
     committed: PgLsn,
     /// Position of the last batch taken.
     taken: PgLsn,
+    /// How primary-key changes are emitted.
+    key_change: PrimaryKeyChange,
 }
 
 impl Converter {
@@ -65,7 +68,14 @@ impl Converter {
             out: Vec::new(),
             committed: start,
             taken: start,
+            key_change: PrimaryKeyChange::default(),
         }
+    }
+
+    /// Emit primary-key changes as `mode` says.
+    pub fn with_key_change(mut self, mode: PrimaryKeyChange) -> Self {
+        self.key_change = mode;
+        self
     }
 
     /// True between Begin and Commit.
@@ -132,7 +142,7 @@ impl Converter {
                 let Some(r) = self.captured(rel)? else {
                     return Ok(());
                 };
-                let after = row(r, &new)?;
+                let mut after = row(r, &new)?;
                 let key = key_of(r, &after);
                 let (before, old_key) = match &old {
                     Some(OldTuple::Full(t)) => {
@@ -143,15 +153,29 @@ impl Converter {
                     Some(OldTuple::Key(t)) => (None, Some(key_of(r, &row(r, t)?))),
                     None => (None, None),
                 };
+                // Under REPLICA IDENTITY FULL the old row has the values of unchanged TOAST
+                // columns: use them rather than pass `Unchanged` on.
+                if let Some(b) = &before {
+                    fill_unchanged(&mut after, b);
+                }
                 match old_key {
-                    // A primary-key change: delete the old key, insert the new one, so sinks
-                    // that write by key do not keep the old row.
-                    Some(old_key) if old_key != key => {
-                        let delete = self.change(Op::Delete, rel, old_key, before, None);
-                        self.push(delete);
-                        let insert = self.change(Op::Insert, rel, key, None, Some(after));
-                        self.push(insert);
-                    }
+                    // A primary-key change: a delete of the old key and an insert of the new
+                    // one (sinks that write by key do not keep the old row), or one update
+                    // whose `before` names the old key, as configured.
+                    Some(old_key) if old_key != key => match self.key_change {
+                        PrimaryKeyChange::DeleteInsert => {
+                            let delete = self.change(Op::Delete, rel, old_key, before, None);
+                            self.push(delete);
+                            let insert = self.change(Op::Insert, rel, key, None, Some(after));
+                            self.push(insert);
+                        }
+                        PrimaryKeyChange::Update => {
+                            let before = before.unwrap_or(old_key);
+                            let update =
+                                self.change(Op::Update, rel, key, Some(before), Some(after));
+                            self.push(update);
+                        }
+                    },
                     _ => {
                         let update = self.change(Op::Update, rel, key, before, Some(after));
                         self.push(update);
@@ -318,4 +342,16 @@ fn key_of(rel: &Rel, row: &Row) -> Row {
         .iter()
         .filter_map(|&i| row.0.get(i).cloned())
         .collect()
+}
+
+/// Replace `Unchanged` cells of `after` with the value of the same column in `before`.
+fn fill_unchanged(after: &mut Row, before: &Row) {
+    for (column, value) in after.0.iter_mut() {
+        if *value == Value::Unchanged
+            && let Some(old) = before.get(column)
+            && *old != Value::Unchanged
+        {
+            *value = old.clone();
+        }
+    }
 }

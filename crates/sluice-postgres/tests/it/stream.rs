@@ -339,3 +339,63 @@ async fn truncate_of_several_tables_and_cascade_is_one_event_per_table_in_one_tr
     drop(d);
     db.finish().await;
 }
+
+/// A primary-key change under the default replica identity: the server resends an untouched
+/// TOAST column with neither image. In `update` mode the event names the old key in `before`
+/// so a consumer can move the row and keep the value.
+#[tokio::test]
+async fn primary_key_change_as_update_names_the_old_key() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, doc text); \
+         ALTER TABLE t ALTER COLUMN doc SET STORAGE EXTERNAL; \
+         INSERT INTO t VALUES (1, repeat('x', 5000));",
+    )
+    .await;
+    let mut config = db.config("app");
+    config.primary_key_change = sluice_config::PrimaryKeyChange::Update;
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(1).await;
+    db.exec("UPDATE t SET id = 2 WHERE id = 1").await;
+    d.until_count(2).await;
+    let c = &d.changes[1];
+    assert_eq!(c.op, Op::Update);
+    assert_eq!(int(&c.key, "id"), 2);
+    assert_eq!(int(c.before.as_ref().unwrap(), "id"), 1);
+    assert_eq!(
+        c.after.as_ref().unwrap().get("doc"),
+        Some(&Value::Unchanged)
+    );
+    drop(d);
+    db.finish().await;
+}
+
+/// Under REPLICA IDENTITY FULL the old row carries the untouched TOAST value, so the insert
+/// of a delete+insert primary-key change gets the real value, never `Unchanged`.
+#[tokio::test]
+async fn primary_key_change_under_full_identity_fills_unchanged_toast() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, doc text); \
+         ALTER TABLE t REPLICA IDENTITY FULL; \
+         ALTER TABLE t ALTER COLUMN doc SET STORAGE EXTERNAL; \
+         INSERT INTO t VALUES (1, repeat('y', 5000));",
+    )
+    .await;
+    let mut d = Driver::start(&db.config("app"), None).await;
+    d.until_count(1).await;
+    db.exec("UPDATE t SET id = 2 WHERE id = 1").await;
+    d.until_count(3).await;
+    assert_eq!(d.changes[1].op, Op::Delete);
+    assert_eq!(d.changes[2].op, Op::Insert);
+    assert_eq!(
+        d.changes[2].after.as_ref().unwrap().get("doc"),
+        Some(&Value::Text("y".repeat(5000)))
+    );
+    drop(d);
+    db.finish().await;
+}
