@@ -4,6 +4,7 @@
 //! buffers WAL, not sluice's memory.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sluice_config::model::PostgresSourceConfig;
@@ -56,6 +57,11 @@ pub(crate) struct Task {
     pub out: mpsc::Sender<Result<SourcePoll>>,
     /// The highest streaming position the engine has checkpointed.
     pub confirmed: watch::Receiver<PgLsn>,
+    /// While the last thing the server sent was a keepalive outside any transaction and
+    /// every change before it is in the channel: that keepalive's WAL position (how far the
+    /// server has decoded), else 0. `poll` compares it with the server's flush position
+    /// before it reports the source idle.
+    pub caught_up: Arc<AtomicU64>,
 }
 
 impl Task {
@@ -187,6 +193,8 @@ impl Task {
             received: from,
             idle_at: None,
         };
+        // The WAL end of the last message if it was a keepalive outside a transaction.
+        let mut at_keepalive: Option<PgLsn> = None;
         loop {
             while let Some(m) = conn.next_buffered()? {
                 let Some(payload) = conn.copy_payload(&m)? else {
@@ -201,6 +209,8 @@ impl Task {
                         data,
                     } => {
                         status.received = status.received.max(wal_end);
+                        at_keepalive = None;
+                        self.caught_up.store(0, Ordering::Release);
                         let message = pgoutput::decode(data, &ctx).map_err(|e| {
                             Error::permanent(format!(
                                 "cannot decode the pgoutput message at {wal_start}: {e}"
@@ -220,6 +230,7 @@ impl Task {
                         reply_requested,
                     } => {
                         status.received = status.received.max(wal_end);
+                        at_keepalive = (!converter.in_transaction()).then_some(wal_end);
                         if !converter.in_transaction() && !converter.has_progress() {
                             status.idle_at = Some((wal_end, converter.taken()));
                         }
@@ -236,6 +247,12 @@ impl Task {
                 if !self.send(&mut conn, &mut ticker, &status, batch).await? {
                     return Ok(());
                 }
+            }
+            // Everything decoded up to the keepalive's position is handed over. (A keepalive
+            // alone does not mean caught up: the server also sends one whenever it reaches
+            // the flush position it last looked at, with more WAL possibly behind it.)
+            if let Some(at) = at_keepalive {
+                self.caught_up.store(at.0, Ordering::Release);
             }
             tokio::select! {
                 read = conn.fill() => read?,

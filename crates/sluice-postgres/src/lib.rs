@@ -23,8 +23,12 @@
 //! - **Stream**: `START_REPLICATION SLOT "slot" LOGICAL <lsn> (proto_version '1',
 //!   publication_names '"pub"', messages 'true')` on the same walsender connection; XLogData
 //!   payloads go through the pure [`pgoutput::decode`] and become changes. A task owns the
-//!   connection and feeds a bounded channel (the backpressure); `poll` waits for it at most
-//!   `status_interval_ms`.
+//!   connection and feeds a bounded channel (the backpressure); `poll` waits for it, and
+//!   reports the source idle (what `run --once` stops at) only after `status_interval_ms`
+//!   without a batch *and* once the stream has caught up: the server's last message was a
+//!   keepalive outside a transaction whose position is at or past the server's WAL flush
+//!   position (read then, on a side connection). A keepalive alone is not enough: the
+//!   walsender also sends one whenever it reaches the flush position it last looked at.
 //!
 //! # Why no row is missed or doubled at the hand-off
 //!

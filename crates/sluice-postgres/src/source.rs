@@ -1,6 +1,7 @@
 //! [`PostgresSource`]: the [`Source`] the engine drives.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +20,10 @@ use crate::replication::ReplicationConnection;
 /// Captures PostgreSQL through a logical replication slot and the `pgoutput` plugin.
 ///
 /// `start` prepares the publication and slot and spawns the capture task (snapshot, then
-/// stream); `poll` awaits its next batch for at most `status_interval_ms`; `confirm` hands
+/// stream); `poll` awaits its next batch, and after `status_interval_ms` without one reports
+/// the source idle if the stream has caught up with the server's flush position (else it
+/// keeps waiting, so a snapshot, a reconnect or a backlog still being decoded is never taken
+/// for idle); `confirm` hands
 /// the checkpointed position to the task, which reports it to the server as the slot's
 /// flush position. Dropping the source stops the task and closes its connections.
 #[derive(Debug)]
@@ -35,6 +39,11 @@ pub struct PostgresSource {
 struct Running {
     batches: mpsc::Receiver<Result<SourcePoll>>,
     confirmed: watch::Sender<PgLsn>,
+    /// How far the server has decoded while the stream is at a keepalive (0 otherwise).
+    caught_up: Arc<AtomicU64>,
+    /// The server's flush position that the stream must reach before `poll` reports idle,
+    /// read at the first quiet poll since the last batch.
+    idle_target: Option<PgLsn>,
     task: JoinHandle<()>,
     heartbeat: Option<JoinHandle<()>>,
 }
@@ -204,6 +213,20 @@ fn parse_lsn(text: String, slot: &str) -> Result<PgLsn> {
     })
 }
 
+/// The server's WAL flush position, over the side connection (opened when needed); `None`
+/// when the server cannot be asked.
+async fn flush_lsn(side: &mut Option<Client>, config: &PostgresSourceConfig) -> Option<PgLsn> {
+    if side.as_ref().is_none_or(Client::is_closed) {
+        *side = connect(config).await.ok();
+    }
+    let row = side
+        .as_ref()?
+        .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
+        .await
+        .ok()?;
+    row.get::<_, String>(0).parse().ok()
+}
+
 #[async_trait]
 impl Source for PostgresSource {
     async fn start(&mut self, from: Option<Position>) -> Result<()> {
@@ -220,11 +243,13 @@ impl Source for PostgresSource {
         };
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (confirmed_tx, confirmed_rx) = watch::channel(start);
+        let caught_up = Arc::new(AtomicU64::new(0));
         let task = Task {
             source: self.name.clone(),
             config: self.config.clone(),
             out: tx,
             confirmed: confirmed_rx,
+            caught_up: caught_up.clone(),
         };
         let task = tokio::spawn(task.run(plan));
         let heartbeat = (self.config.heartbeat_interval_ms > 0).then(|| {
@@ -237,6 +262,8 @@ impl Source for PostgresSource {
         self.running = Some(Running {
             batches: rx,
             confirmed: confirmed_tx,
+            caught_up,
+            idle_target: None,
             task,
             heartbeat,
         });
@@ -251,14 +278,42 @@ impl Source for PostgresSource {
                 self.context()
             )));
         };
-        match tokio::time::timeout(wait, running.batches.recv()).await {
-            Err(_) => Ok(SourcePoll::Idle),
-            Ok(Some(Ok(poll))) => Ok(poll),
-            Ok(Some(Err(e))) => {
+        // Idle only when caught up with the server: a snapshot being read, a connection
+        // being made or a backlog the server is still decoding is not idle, and `run --once`
+        // would stop short of it.
+        let received = loop {
+            match tokio::time::timeout(wait, running.batches.recv()).await {
+                Ok(received) => break received,
+                Err(_) => {
+                    let at = PgLsn(running.caught_up.load(Ordering::Acquire));
+                    if at.0 == 0 {
+                        continue;
+                    }
+                    let target = match running.idle_target {
+                        Some(target) => target,
+                        None => {
+                            let Some(flush) = flush_lsn(&mut self.side, &self.config).await else {
+                                // The task reports what is wrong with the server.
+                                continue;
+                            };
+                            *running.idle_target.insert(flush)
+                        }
+                    };
+                    if at >= target {
+                        running.idle_target = None;
+                        return Ok(SourcePoll::Idle);
+                    }
+                }
+            }
+        };
+        running.idle_target = None;
+        match received {
+            Some(Ok(poll)) => Ok(poll),
+            Some(Err(e)) => {
                 self.running = None;
                 Err(e)
             }
-            Ok(None) => {
+            None => {
                 self.running = None;
                 Err(Error::transient(format!(
                     "{}: capture task stopped",
