@@ -5,6 +5,8 @@
 
 mod cli;
 mod crash;
+mod pg;
+mod pg_crash;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
