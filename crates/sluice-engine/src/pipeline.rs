@@ -28,6 +28,9 @@ use crate::ack::AckTracker;
 use crate::retry::Backoff;
 use crate::transform::{Transform, apply_chain};
 
+/// How long a source may take to confirm the final checkpoint at shutdown.
+const FINAL_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A source and where its changes go.
 pub struct SourceSpec {
     /// Configured name.
@@ -237,9 +240,11 @@ impl Pipeline {
         }
         drop(senders);
 
+        let mut finished_sources = Vec::new();
         while let Some(r) = source_tasks.join_next().await {
-            if let Err(e) = r {
-                control.fail(Error::permanent("a source task panicked").with_source(e));
+            match r {
+                Ok(spec) => finished_sources.push(spec),
+                Err(e) => control.fail(Error::permanent("a source task panicked").with_source(e)),
             }
         }
         while let Some(r) = sink_tasks.join_next().await {
@@ -258,6 +263,29 @@ impl Pipeline {
             }
         }
         summary.sources.sort_by(|a, b| a.0.cmp(&b.0));
+        // The sources stopped before the sinks drained, so the last checkpoint has not been
+        // confirmed to them yet: do it now, so that (for example) a replication slot does not
+        // keep WAL until the next run. Failing here loses nothing; the next run confirms.
+        for mut spec in finished_sources {
+            let saved = summary
+                .sources
+                .iter()
+                .find(|s| s.0 == spec.name)
+                .and_then(|s| s.2.clone());
+            if let Some(position) = saved {
+                match tokio::time::timeout(FINAL_CONFIRM_TIMEOUT, spec.source.confirm(&position))
+                    .await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(source = %spec.name, error = %e, "could not confirm the final checkpoint; the next run will")
+                    }
+                    Err(_) => {
+                        tracing::warn!(source = %spec.name, "confirming the final checkpoint timed out; the next run will")
+                    }
+                }
+            }
+        }
         let failure = control
             .failure
             .lock()
@@ -294,8 +322,22 @@ async fn start_with_retry(
     }
 }
 
+/// Run one source until it is done, stopped or failed, and hand it back so that the final
+/// checkpoint can be confirmed to it after the sinks have drained.
 async fn source_task(
     mut spec: SourceSpec,
+    senders: Vec<mpsc::Sender<SinkMsg>>,
+    tracker: Arc<AckTracker>,
+    resume: Option<Position>,
+    control: Control,
+    options: RunOptions,
+) -> SourceSpec {
+    drive_source(&mut spec, senders, tracker, resume, control, options).await;
+    spec
+}
+
+async fn drive_source(
+    spec: &mut SourceSpec,
     senders: Vec<mpsc::Sender<SinkMsg>>,
     tracker: Arc<AckTracker>,
     mut resume: Option<Position>,
