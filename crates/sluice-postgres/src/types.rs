@@ -245,6 +245,55 @@ fn all_digits(s: &str, len: std::ops::RangeInclusive<usize>) -> bool {
 
 /// `YYYY-MM-DD[ BC]` with a 4+ digit year → ISO 8601; BC years become astronomical years
 /// (1 BC is `0000`, 44 BC is `-0043`).
+/// The shape nearly every value has (four-digit year, `+HH` offset as the pinned UTC session
+/// prints it), converted with byte checks and one allocation; `None` sends anything else to
+/// the general path. This runs once per timestamp column per row, so it matters.
+fn iso_timestamp_common(text: &str, with_tz: bool) -> Option<String> {
+    let b = text.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let digit = |i: usize| b[i].is_ascii_digit();
+    let shape = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+        .iter()
+        .all(|&i| digit(i))
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[16] == b':';
+    if !shape {
+        return None;
+    }
+    let mut end = 19;
+    if b.get(19) == Some(&b'.') {
+        end = 20;
+        while end < b.len() && b[end].is_ascii_digit() {
+            end += 1;
+        }
+        if end == 20 || end > 26 {
+            return None;
+        }
+    }
+    let rest = &b[end..];
+    let offset_hh = with_tz
+        && rest.len() == 3
+        && (rest[0] == b'+' || rest[0] == b'-')
+        && rest[1].is_ascii_digit()
+        && rest[2].is_ascii_digit();
+    if !(rest.is_empty() && !with_tz || offset_hh) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + 3);
+    out.push_str(&text[..10]);
+    out.push('T');
+    out.push_str(&text[11..]);
+    if offset_hh {
+        out.push_str(":00");
+    }
+    Some(out)
+}
+
 fn iso_date(text: &str) -> Option<String> {
     let (date, bc) = match text.strip_suffix(" BC") {
         Some(date) => (date, true),
@@ -306,6 +355,10 @@ fn iso_time_tz(text: &str) -> Option<String> {
 
 /// `YYYY-MM-DD HH:MM:SS[.f][±HH[:MM]][ BC]` → `YYYY-MM-DDTHH:MM:SS[.f][±HH:MM]`.
 fn iso_timestamp(text: &str, with_tz: bool) -> Option<String> {
+    iso_timestamp_common(text, with_tz).or_else(|| iso_timestamp_general(text, with_tz))
+}
+
+fn iso_timestamp_general(text: &str, with_tz: bool) -> Option<String> {
     let (body, bc) = match text.strip_suffix(" BC") {
         Some(body) => (body, " BC"),
         None => (text, ""),

@@ -438,3 +438,43 @@ proptest! {
         prop_assert_eq!(text_to_value(INT8, &v.to_string()), Value::Int(v));
     }
 }
+
+proptest! {
+    /// The fast path for common timestamps agrees with the general one wherever it answers.
+    #[test]
+    fn timestamp_fast_path_agrees_with_general(
+        y in 0u32..10000, mo in 1u32..13, d in 1u32..29, h in 0u32..24, mi in 0u32..60, sec in 0u32..60,
+        frac in proptest::option::of("[0-9]{1,7}"), tz in proptest::option::of(("[+-]", 0u32..15)),
+        junk in proptest::option::of("[ :.+a-z0-9]{1,4}"),
+    ) {
+        let mut text = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{sec:02}");
+        if let Some(f) = frac { text.push('.'); text.push_str(&f); }
+        if let Some((sign, hh)) = &tz { text.push_str(&format!("{sign}{hh:02}")); }
+        if let Some(j) = junk { text.push_str(&j); }
+        for with_tz in [false, true] {
+            if let Some(fast) = super::iso_timestamp_common(&text, with_tz) {
+                prop_assert_eq!(Some(fast), super::iso_timestamp_general(&text, with_tz), "{}", text);
+            }
+        }
+    }
+}
+
+#[test]
+fn timestamp_fast_path_takes_the_common_shapes() {
+    use super::iso_timestamp_common as fast;
+    assert_eq!(
+        fast("2024-01-02 03:04:05.123456+00", true).as_deref(),
+        Some("2024-01-02T03:04:05.123456+00:00")
+    );
+    assert_eq!(
+        fast("2024-01-02 03:04:05", false).as_deref(),
+        Some("2024-01-02T03:04:05")
+    );
+    assert_eq!(
+        fast("2024-01-02 03:04:05+05:30", true),
+        None,
+        "minutes in the offset: general path"
+    );
+    assert_eq!(fast("2024-01-02 03:04:05 BC", false), None);
+    assert_eq!(fast("12024-01-02 03:04:05", false), None);
+}
