@@ -27,7 +27,7 @@ pub const DEFAULT_BATCH_MAX_EVENTS: usize = 1_000;
 /// Default for [`BatchConfig::max_bytes`].
 pub const DEFAULT_BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Default for [`BatchConfig::timeout_ms`].
-pub const DEFAULT_BATCH_TIMEOUT_MS: u64 = 50;
+pub const DEFAULT_BATCH_TIMEOUT_MS: u64 = 10;
 /// Default state directory, relative to the config file's directory.
 pub const DEFAULT_DATA_DIR: &str = ".sluice";
 

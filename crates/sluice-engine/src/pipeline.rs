@@ -92,6 +92,9 @@ pub struct RunOptions {
     pub retry_max: Duration,
     /// How often progress is logged.
     pub progress_interval: Duration,
+    /// Least time between two checkpoint saves of one source: saves coalesce the batches
+    /// acknowledged meanwhile (each save is two fsyncs and a confirm to the source).
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for RunOptions {
@@ -102,6 +105,7 @@ impl Default for RunOptions {
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(30),
             progress_interval: Duration::from_secs(10),
+            checkpoint_interval: Duration::from_millis(20),
         }
     }
 }
@@ -228,6 +232,7 @@ impl Pipeline {
                 finished_rx.clone(),
                 control.clone(),
                 self.options.progress_interval,
+                self.options.checkpoint_interval,
             ));
             source_tasks.spawn(source_task(
                 spec,
@@ -528,6 +533,7 @@ async fn checkpointer(
     mut finished: watch::Receiver<bool>,
     control: Control,
     progress_interval: Duration,
+    checkpoint_interval: Duration,
 ) -> (String, u64, Option<Position>) {
     let mut total = last.as_ref().map_or(0, |c| c.events);
     let mut saved: Option<Position> = last.map(|c| c.position);
@@ -557,6 +563,12 @@ async fn checkpointer(
                     Ok(Ok(())) => {
                         tracker.mark_saved(position.clone());
                         saved = Some(position);
+                        if !done && !checkpoint_interval.is_zero() {
+                            tokio::select! {
+                                _ = tokio::time::sleep(checkpoint_interval) => {}
+                                _ = finished.changed() => {}
+                            }
+                        }
                     }
                     Ok(Err(e)) => {
                         control.fail(e.context(format!("source \"{name}\"")));
