@@ -280,6 +280,8 @@ fn source(node: &Node, path: &str, base: &Path, name: &str) -> Result<SourceConf
             }
             positive(c.batch_size as u64, at("batch_size"))?;
             positive(c.status_interval_ms, at("status_interval_ms"))?;
+            positive(c.snapshot_parallelism as u64, at("snapshot_parallelism"))?;
+            positive(c.snapshot_chunk_pages, at("snapshot_chunk_pages"))?;
             for (i, table) in c.tables.iter().enumerate() {
                 let parts: Vec<&str> = table.split('.').collect();
                 if parts.len() > 2 || parts.iter().any(|p| p.is_empty()) {

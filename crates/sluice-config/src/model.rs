@@ -20,6 +20,10 @@ pub const DEFAULT_CHANGELOG_TABLE: &str = "_sluice_changelog";
 pub const DEFAULT_PG_HEARTBEAT_INTERVAL_MS: u64 = 10_000;
 /// Default for [`PostgresSourceConfig::status_interval_ms`].
 pub const DEFAULT_PG_STATUS_INTERVAL_MS: u64 = 1_000;
+/// Default for [`PostgresSourceConfig::snapshot_parallelism`].
+pub const DEFAULT_PG_SNAPSHOT_PARALLELISM: usize = 2;
+/// Default for [`PostgresSourceConfig::snapshot_chunk_pages`] (4,096 pages of 8 kB: 32 MB).
+pub const DEFAULT_PG_SNAPSHOT_CHUNK_PAGES: u64 = 4_096;
 /// Prefix of the default replication slot and publication names (`sluice_<source name>`).
 pub const DEFAULT_PG_NAME_PREFIX: &str = "sluice_";
 /// Default for [`BatchConfig::max_events`].
@@ -150,9 +154,18 @@ pub struct PostgresSourceConfig {
     /// before reporting that the source is idle.
     #[serde(default = "default_pg_status_interval_ms")]
     pub status_interval_ms: u64,
-    /// Most changes per batch (snapshot rows are also fetched this many at a time).
+    /// Most changes per batch.
     #[serde(default = "default_source_batch_size")]
     pub batch_size: usize,
+    /// How many chunks of the snapshot are read at once, each on its own connection
+    /// importing the same exported snapshot.
+    #[serde(default = "default_pg_snapshot_parallelism")]
+    pub snapshot_parallelism: usize,
+    /// Size of a snapshot chunk in table pages (`block_size`, 8 kB by default): tables are
+    /// read in ranges of this many pages, and an interrupted snapshot resumes from the last
+    /// range it delivered whole.
+    #[serde(default = "default_pg_snapshot_chunk_pages")]
+    pub snapshot_chunk_pages: u64,
     /// `delete_insert` (default) or `update`: how a primary-key change is emitted.
     #[serde(default)]
     pub primary_key_change: PrimaryKeyChange,
@@ -171,6 +184,8 @@ impl PostgresSourceConfig {
             heartbeat_interval_ms: DEFAULT_PG_HEARTBEAT_INTERVAL_MS,
             status_interval_ms: DEFAULT_PG_STATUS_INTERVAL_MS,
             batch_size: DEFAULT_SOURCE_BATCH_SIZE,
+            snapshot_parallelism: DEFAULT_PG_SNAPSHOT_PARALLELISM,
+            snapshot_chunk_pages: DEFAULT_PG_SNAPSHOT_CHUNK_PAGES,
             primary_key_change: PrimaryKeyChange::default(),
         };
         c.fill_defaults(source_name);
@@ -352,6 +367,12 @@ fn default_pg_heartbeat_interval_ms() -> u64 {
 }
 fn default_pg_status_interval_ms() -> u64 {
     DEFAULT_PG_STATUS_INTERVAL_MS
+}
+fn default_pg_snapshot_parallelism() -> usize {
+    DEFAULT_PG_SNAPSHOT_PARALLELISM
+}
+fn default_pg_snapshot_chunk_pages() -> u64 {
+    DEFAULT_PG_SNAPSHOT_CHUNK_PAGES
 }
 fn default_changelog_table() -> String {
     DEFAULT_CHANGELOG_TABLE.to_owned()

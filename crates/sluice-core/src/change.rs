@@ -227,6 +227,7 @@ mod tests {
             position: Position::Pg {
                 lsn: crate::PgLsn(0x16B3748),
                 snapshot: false,
+                progress: None,
             },
             tx: None,
         };

@@ -27,7 +27,7 @@ mod value;
 pub use change::{Change, Op, Row, TxMeta};
 pub use checkpoint::{Checkpoint, CheckpointStore, MemoryCheckpointStore};
 pub use error::{Error, ErrorClass, Result};
-pub use position::{PgLsn, Position, SqlitePosition};
+pub use position::{PgLsn, PgSnapshotProgress, Position, SqlitePosition};
 pub use schema::{Column, TableSchema};
 pub use sink::Sink;
 pub use source::{Lag, Source, SourceBatch, SourcePoll};

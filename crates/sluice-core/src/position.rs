@@ -25,24 +25,58 @@ pub enum Position {
         /// false.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         snapshot: bool,
+        /// How far an interrupted snapshot had got (only while `snapshot` is true): a restart
+        /// skips what it says is delivered. Absent in JSON when `None` (no progress recorded:
+        /// read every table).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        progress: Option<PgSnapshotProgress>,
     },
+}
+
+/// Progress of a PostgreSQL snapshot: every row of the tables before `table` (in the order
+/// the snapshot reads them) and of pages `0..page` of table `table` has been delivered.
+///
+/// `filenode` is that table's file (`pg_relation_filenode`) when the progress was recorded:
+/// rows keep their page until the table is rewritten (`VACUUM FULL`, `CLUSTER`, `TRUNCATE`,
+/// some `ALTER TABLE`s), which gives it a new file, and a restart then reads the table from
+/// its first page again.
+///
+/// Ordered by `table`, then `page` (then `filenode`, only to make the order total).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgSnapshotProgress {
+    /// Index of the table being read, in the snapshot's table order.
+    pub table: u32,
+    /// First page of that table not yet delivered.
+    pub page: u64,
+    /// The table's file node when `page` was recorded (0 when `page` is 0).
+    pub filenode: u32,
+}
+
+impl fmt::Display for PgSnapshotProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "table {} page {}", self.table, self.page)
+    }
 }
 
 impl PartialOrd for Position {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         match (self, other) {
             (Position::Sqlite(a), Position::Sqlite(b)) => Some(a.cmp(b)),
-            // A snapshot in progress at `lsn` comes before streaming from `lsn`.
+            // A snapshot in progress at `lsn` comes before streaming from `lsn`, and within
+            // it, more progress is later.
             (
                 Position::Pg {
                     lsn: a,
                     snapshot: sa,
+                    progress: pa,
                 },
                 Position::Pg {
                     lsn: b,
                     snapshot: sb,
+                    progress: pb,
                 },
-            ) => Some(a.cmp(b).then_with(|| sb.cmp(sa))),
+            ) => Some(a.cmp(b).then_with(|| sb.cmp(sa)).then_with(|| pa.cmp(pb))),
             _ => None,
         }
     }
@@ -55,11 +89,18 @@ impl fmt::Display for Position {
             Position::Pg {
                 lsn,
                 snapshot: false,
+                ..
             } => write!(f, "lsn {lsn}"),
             Position::Pg {
                 lsn,
                 snapshot: true,
+                progress: None,
             } => write!(f, "snapshot@lsn {lsn}"),
+            Position::Pg {
+                lsn,
+                snapshot: true,
+                progress: Some(p),
+            } => write!(f, "snapshot@lsn {lsn} {p}"),
         }
     }
 }
@@ -174,6 +215,7 @@ mod tests {
         let p = Position::Pg {
             lsn: PgLsn(0x1_0000_0001),
             snapshot: false,
+            progress: None,
         };
         assert_eq!(
             serde_json::to_string(&p).unwrap(),
@@ -184,18 +226,38 @@ mod tests {
             p,
             Position::Pg {
                 lsn: PgLsn(0x16B3748),
-                snapshot: false
+                snapshot: false,
+                progress: None,
             }
         );
         let snap = Position::Pg {
             lsn: PgLsn(0x16B3748),
             snapshot: true,
+            progress: None,
         };
         assert_eq!(
             serde_json::to_string(&snap).unwrap(),
             r#"{"kind":"pg","lsn":"0/16B3748","snapshot":true}"#
         );
         assert!(snap < p);
+        let chunked = Position::Pg {
+            lsn: PgLsn(0x16B3748),
+            snapshot: true,
+            progress: Some(PgSnapshotProgress {
+                table: 1,
+                page: 4096,
+                filenode: 16384,
+            }),
+        };
+        assert_eq!(
+            serde_json::to_string(&chunked).unwrap(),
+            r#"{"kind":"pg","lsn":"0/16B3748","snapshot":true,"progress":{"table":1,"page":4096,"filenode":16384}}"#
+        );
+        assert_eq!(
+            chunked.to_string(),
+            "snapshot@lsn 0/16B3748 table 1 page 4096"
+        );
+        assert!(snap < chunked && chunked < p);
         assert!(serde_json::from_str::<Position>(r#"{"kind":"pg","lsn":"zz"}"#).is_err());
         assert!(serde_json::from_str::<Position>(r#"{"kind":"sqlite","seq":1,"x":1}"#).is_err());
     }
@@ -219,6 +281,16 @@ mod tests {
         );
     }
 
+    fn pg_progress() -> impl Strategy<Value = Option<PgSnapshotProgress>> {
+        proptest::option::of(
+            (0u32..4, 0u64..4, 0u32..3).prop_map(|(table, page, filenode)| PgSnapshotProgress {
+                table,
+                page,
+                filenode,
+            }),
+        )
+    }
+
     proptest! {
         #[test]
         fn lsn_text_round_trips(v in any::<u64>()) {
@@ -237,10 +309,33 @@ mod tests {
         }
 
         #[test]
-        fn position_json_round_trips(seq in any::<i64>(), snapshot in any::<bool>(), lsn in any::<u64>()) {
-            for p in [Position::Sqlite(SqlitePosition { seq, snapshot }), Position::Pg { lsn: PgLsn(lsn), snapshot }] {
+        fn position_json_round_trips(seq in any::<i64>(), snapshot in any::<bool>(), lsn in any::<u64>(), progress in pg_progress()) {
+            for p in [Position::Sqlite(SqlitePosition { seq, snapshot }), Position::Pg { lsn: PgLsn(lsn), snapshot, progress }] {
                 let back: Position = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
                 prop_assert_eq!(back, p);
+            }
+        }
+
+        #[test]
+        fn pg_order_is_total_and_consistent(
+            a in (any::<u64>(), any::<bool>(), pg_progress()),
+            b in (any::<u64>(), any::<bool>(), pg_progress()),
+            c in (any::<u64>(), any::<bool>(), pg_progress()),
+        ) {
+            let pg = |(lsn, snapshot, progress): (u64, bool, Option<PgSnapshotProgress>)| Position::Pg { lsn: PgLsn(lsn % 4), snapshot, progress };
+            let (pa, pb, pc) = (pg(a), pg(b), pg(c));
+            let ab = pa.partial_cmp(&pb);
+            prop_assert!(ab.is_some());
+            prop_assert_eq!(ab, pb.partial_cmp(&pa).map(Ordering::reverse));
+            prop_assert_eq!(ab == Some(Ordering::Equal), pa == pb);
+            if pa <= pb && pb <= pc {
+                prop_assert!(pa <= pc);
+            }
+            // Streaming from an LSN comes after every snapshot position at that LSN.
+            if let (Position::Pg { lsn: la, snapshot: true, .. }, Position::Pg { lsn: lb, snapshot: false, .. }) = (&pa, &pb)
+                && la == lb
+            {
+                prop_assert!(pa < pb);
             }
         }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sluice_config::model::PostgresSourceConfig;
-use sluice_core::{Error, PgLsn, Position, Result, SourceBatch, SourcePoll};
+use sluice_core::{Error, PgLsn, PgSnapshotProgress, Position, Result, SourceBatch, SourcePoll};
 use tokio::sync::{mpsc, watch};
 
 use crate::catalog::Table;
@@ -38,12 +38,14 @@ pub(crate) enum Plan {
         snapshot_name: String,
         at: PgLsn,
     },
-    /// An earlier snapshot at `from` was interrupted: read a fresh snapshot exported by a
-    /// temporary slot on `conn`, then stream from `from` on the persistent slot.
+    /// An earlier snapshot at `from` was interrupted after delivering what `progress`
+    /// says: read the rest under a fresh snapshot exported by a temporary slot on `conn`,
+    /// then stream from `from` on the persistent slot.
     Resnapshot {
         conn: ReplicationConnection,
         snapshot_name: String,
         from: PgLsn,
+        progress: Option<PgSnapshotProgress>,
     },
     /// Stream from `from`.
     Stream { from: PgLsn, tables: Vec<Table> },
@@ -82,7 +84,7 @@ impl Task {
                 snapshot_name,
                 at,
             } => {
-                let Some(tables) = self.snapshot(&snapshot_name, at).await? else {
+                let Some(tables) = self.snapshot(&snapshot_name, at, None).await? else {
                     return Ok(());
                 };
                 (Some(conn), at, tables)
@@ -91,8 +93,9 @@ impl Task {
                 conn,
                 snapshot_name,
                 from,
+                progress,
             } => {
-                let Some(tables) = self.snapshot(&snapshot_name, from).await? else {
+                let Some(tables) = self.snapshot(&snapshot_name, from, progress).await? else {
                     return Ok(());
                 };
                 // Closing the connection drops its temporary slot.
@@ -112,15 +115,19 @@ impl Task {
     }
 
     /// Read the snapshot, then send the empty batch that marks it complete.
-    async fn snapshot(&self, snapshot_name: &str, at: PgLsn) -> Result<Option<Vec<Table>>> {
-        let client = connect(&self.config).await?;
+    async fn snapshot(
+        &self,
+        snapshot_name: &str,
+        at: PgLsn,
+        resume: Option<PgSnapshotProgress>,
+    ) -> Result<Option<Vec<Table>>> {
         tracing::info!(source = %self.source, lsn = %at, "snapshot started");
         let tables = snapshot::read(
-            &client,
             &self.config,
             &self.source,
             snapshot_name,
             at,
+            resume,
             &self.out,
         )
         .await?;
@@ -133,6 +140,7 @@ impl Task {
             position: Position::Pg {
                 lsn: at,
                 snapshot: false,
+                progress: None,
             },
         });
         if self.out.send(Ok(done)).await.is_err() {

@@ -110,6 +110,7 @@
 mod capture;
 mod catalog;
 mod conn;
+mod copy_text;
 mod introspect;
 mod lifecycle;
 pub mod pgoutput;

@@ -141,7 +141,11 @@ impl PostgresSource {
                     Ok(Plan::Stream { from, tables })
                 }
             },
-            Some(Position::Pg { lsn, snapshot }) => {
+            Some(Position::Pg {
+                lsn,
+                snapshot,
+                progress,
+            }) => {
                 if state.is_none() {
                     return Err(Error::permanent(format!(
                         "replication slot \"{slot}\" does not exist, so changes after the checkpoint at {lsn} may be lost (hint: run `sluice teardown`, delete the checkpoint of this source, and start again with a new snapshot)"
@@ -164,6 +168,7 @@ impl PostgresSource {
                     conn,
                     snapshot_name,
                     from: lsn,
+                    progress,
                 })
             }
             Some(other) => Err(Error::permanent(format!(

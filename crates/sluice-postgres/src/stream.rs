@@ -306,6 +306,7 @@ fn pg(lsn: PgLsn) -> Position {
     Position::Pg {
         lsn,
         snapshot: false,
+        progress: None,
     }
 }
 

@@ -152,6 +152,14 @@ fn postgres_source_defaults_and_secret_url() {
         pg.status_interval_ms,
         sluice_config::DEFAULT_PG_STATUS_INTERVAL_MS
     );
+    assert_eq!(
+        pg.snapshot_parallelism,
+        sluice_config::DEFAULT_PG_SNAPSHOT_PARALLELISM
+    );
+    assert_eq!(
+        pg.snapshot_chunk_pages,
+        sluice_config::DEFAULT_PG_SNAPSHOT_CHUNK_PAGES
+    );
     assert_eq!(pg.url.expose(), "postgres://app:hunter2@db/app");
     assert!(!format!("{c:?}").contains("hunter2"));
 }
@@ -171,6 +179,14 @@ fn postgres_source_rejects_bad_values() {
         (
             "url = \"postgres://x\"\nstatus_interval_ms = 0",
             "must be greater than 0",
+        ),
+        (
+            "url = \"postgres://x\"\nsnapshot_parallelism = 0",
+            "at `sources.app.snapshot_parallelism`: must be greater than 0",
+        ),
+        (
+            "url = \"postgres://x\"\nsnapshot_chunk_pages = 0",
+            "at `sources.app.snapshot_chunk_pages`: must be greater than 0",
         ),
         (
             "url = \"postgres://x\"\nslots = \"x\"",

@@ -1,0 +1,185 @@
+//! A snapshot worker: one connection importing the exported snapshot, reading its share of
+//! the chunks with `COPY (SELECT ...) TO STDOUT` and turning the rows into `read` changes,
+//! `batch_size` at a time, into its own bounded channel.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use sluice_core::{Change, Op, PgLsn, Position, Result, Row, Value};
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use super::chunk::Chunk;
+use crate::catalog::Table;
+use crate::conn::{ident, pg_error};
+use crate::copy_text::{self, CopyTextRows};
+use crate::types::text_to_value;
+
+/// What a worker sends for one chunk: its rows in batches, then the end.
+#[derive(Debug)]
+pub(super) enum Piece {
+    Batch(Vec<Change>),
+    /// Every row of the chunk was sent; `rows` of them.
+    End {
+        rows: u64,
+    },
+}
+
+/// What every worker shares.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub source: Arc<str>,
+    pub tables: Vec<TableShape>,
+    pub lsn: PgLsn,
+    pub batch_size: usize,
+}
+
+/// A table as the workers read it.
+#[derive(Debug)]
+pub(super) struct TableShape {
+    pub name: Arc<str>,
+    /// `COPY (SELECT <columns> FROM <table>` (the chunk adds its filter and `) TO STDOUT`).
+    pub select: String,
+    pub columns: Vec<(Arc<str>, u32)>,
+    /// Indexes of the key columns in `columns`.
+    pub key: Vec<usize>,
+}
+
+impl TableShape {
+    pub fn new(table: &Table) -> Self {
+        let select: Vec<String> = table.columns.iter().map(|c| ident(&c.name)).collect();
+        let select = if select.is_empty() {
+            "NULL".to_owned()
+        } else {
+            select.join(", ")
+        };
+        TableShape {
+            name: Arc::from(table.qualified()),
+            select: format!("COPY (SELECT {select} FROM {}", table.sql()),
+            columns: table
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.type_oid))
+                .collect(),
+            key: table
+                .key
+                .iter()
+                .filter_map(|k| table.columns.iter().position(|c| c.name == *k))
+                .collect(),
+        }
+    }
+}
+
+/// Read `chunks` in order on `client` (already inside the snapshot's transaction), sending
+/// each chunk's pieces to `out`. Ends early, without error, when `out` is closed; an error
+/// is sent to `out` as well as returned.
+pub(super) async fn run(
+    client: Client,
+    chunks: Vec<Chunk>,
+    shared: Arc<Shared>,
+    out: mpsc::Sender<Result<Piece>>,
+) {
+    for chunk in chunks {
+        match read_chunk(&client, &chunk, &shared, &out).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                let _ = out.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// False when the receiver went away.
+async fn read_chunk(
+    client: &Client,
+    chunk: &Chunk,
+    shared: &Shared,
+    out: &mpsc::Sender<Result<Piece>>,
+) -> Result<bool> {
+    let Some(table) = shared.tables.get(chunk.table as usize) else {
+        return Ok(out.send(Ok(Piece::End { rows: 0 })).await.is_ok());
+    };
+    let what = match chunk.end {
+        _ if chunk.start == 0 && chunk.end.is_none() => {
+            format!("reading table \"{}\" for the snapshot", table.name)
+        }
+        Some(end) => format!(
+            "reading pages {}..{end} of table \"{}\" for the snapshot",
+            chunk.start, table.name
+        ),
+        None => format!(
+            "reading pages {}.. of table \"{}\" for the snapshot",
+            chunk.start, table.name
+        ),
+    };
+    let sql = format!("{}{}) TO STDOUT", table.select, chunk.filter());
+    let stream = client
+        .copy_out(sql.as_str())
+        .await
+        .map_err(|e| pg_error(e, &what))?;
+    let mut stream = std::pin::pin!(stream);
+    let position = Position::Pg {
+        lsn: shared.lsn,
+        snapshot: true,
+        progress: Some(chunk.before()),
+    };
+    let batch_size = shared.batch_size.max(1);
+    let mut rows = CopyTextRows::default();
+    let mut batch = Vec::with_capacity(batch_size);
+    let mut total = 0u64;
+    let convert = |line: &[u8], batch: &mut Vec<Change>| -> std::result::Result<(), Infallible> {
+        batch.push(change(shared, table, line, &position));
+        Ok(())
+    };
+    while let Some(data) = stream.next().await {
+        let data = data.map_err(|e| pg_error(e, &what))?;
+        let Ok(()) = rows.feed(&data, |line| convert(line, &mut batch));
+        if batch.len() >= batch_size {
+            total += batch.len() as u64;
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+            if out.send(Ok(Piece::Batch(full))).await.is_err() {
+                return Ok(false);
+            }
+        }
+    }
+    let Ok(()) = rows.finish(|line| convert(line, &mut batch));
+    total += batch.len() as u64;
+    if !batch.is_empty() && out.send(Ok(Piece::Batch(batch))).await.is_err() {
+        return Ok(false);
+    }
+    Ok(out.send(Ok(Piece::End { rows: total })).await.is_ok())
+}
+
+/// One row of COPY text output as a `read` change.
+fn change(shared: &Shared, table: &TableShape, line: &[u8], position: &Position) -> Change {
+    let mut fields = copy_text::fields(line);
+    let after: Row = table
+        .columns
+        .iter()
+        .map(|(name, type_oid)| {
+            let value = match fields.next().flatten() {
+                Some(text) => text_to_value(*type_oid, &text),
+                None => Value::Null,
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    let key: Row = table
+        .key
+        .iter()
+        .filter_map(|&i| after.0.get(i).cloned())
+        .collect();
+    Change {
+        op: Op::Read,
+        source: shared.source.clone(),
+        table: table.name.clone(),
+        key,
+        before: None,
+        after: Some(after),
+        position: position.clone(),
+        tx: None,
+    }
+}
