@@ -13,13 +13,20 @@
 //! - **Snapshot** (no checkpoint, `snapshot = "initial"`): a walsender connection runs
 //!   `CREATE_REPLICATION_SLOT "slot" LOGICAL pgoutput (SNAPSHOT 'export')`, which returns the
 //!   slot's consistent point `C` and the name of a snapshot that lives until the next command
-//!   on that connection. An ordinary connection imports it (`BEGIN ISOLATION LEVEL
-//!   REPEATABLE READ; SET TRANSACTION SNAPSHOT ...`), reads the catalog and every table
-//!   through a cursor (`FETCH batch_size`), and emits `read` changes at position
-//!   `{lsn: C, snapshot: true}`; an empty batch at `{lsn: C}` marks the end. A slot that
-//!   already exists when there is no checkpoint (e.g. made by `sluice setup`) is dropped and
-//!   recreated, since only a slot created together with the snapshot can be consistent with
-//!   it and nothing relies on its position yet.
+//!   on that connection. `snapshot_parallelism` ordinary connections import it (`BEGIN
+//!   ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT ...`); the first reads the
+//!   catalog and each table's size in pages and file node. Every table is cut into chunks of
+//!   `snapshot_chunk_pages` pages (`WHERE ctid >= '(a,0)' AND ctid < '(b,0)'`, a TID range
+//!   scan; the last chunk of a table is open-ended, so pages added since its size was read
+//!   are read too), chunk `i` is read by connection `i % parallelism` with `COPY (SELECT
+//!   ...) TO STDOUT` (text format, decoded by the pure `copy_text` module), and the
+//!   chunks are emitted in order (tables in order, pages ascending) as `read` changes at
+//!   `{lsn: C, snapshot: true, progress}`; an empty batch at `{lsn: C}` marks the end. Each
+//!   connection feeds its own bounded channel, drained in chunk order, so memory holds a few
+//!   batches per connection, never a table. A slot that already exists when there is no
+//!   checkpoint (e.g. made by `sluice setup`) is dropped and recreated, since only a slot
+//!   created together with the snapshot can be consistent with it and nothing relies on its
+//!   position yet.
 //! - **Stream**: `START_REPLICATION SLOT "slot" LOGICAL <lsn> (proto_version '1',
 //!   publication_names '"pub"', messages 'true')` on the same walsender connection; XLogData
 //!   payloads go through the pure [`pgoutput::decode`] and become changes. A task owns the
@@ -47,12 +54,39 @@
 //!
 //! - From `{lsn}`: stream from `lsn`. A missing slot is a permanent error naming it, with
 //!   the commands to start over; an invalidated slot (`wal_status = 'lost'`) too.
-//! - From `{lsn, snapshot: true}` (the snapshot was interrupted): the old exported snapshot
-//!   is gone, so a `TEMPORARY` slot exports a new one at `C2 >= C`, the tables are read
-//!   again under it (positions stay at `{lsn: C, snapshot: true}`), and the stream resumes
-//!   from `C` on the persistent slot. Changes in `(C, C2]` are replayed over the newer
-//!   snapshot: keys they touch briefly show older values but end at their current state, and
-//!   a row delivered by the first attempt and deleted since gets its delete.
+//! - From `{lsn: C, snapshot: true, progress}` (the snapshot was interrupted): the old
+//!   exported snapshot `S1` is gone, so a `TEMPORARY` slot exports a new one `S2` at
+//!   `C2 >= C`, the chunks `progress` does not cover are read under it (positions stay at
+//!   `{lsn: C, snapshot: true, progress}`), and the stream resumes from `C` on the persistent
+//!   slot. Progress `{table, page, filenode}` means: every table before `table` (in the
+//!   snapshot's order: the `tables` list, or all keyed tables sorted by name) and pages
+//!   `0..page` of `table` were delivered whole. A chunk's rows carry the progress before it
+//!   and its last batch (empty for an empty chunk) the progress after it, so a checkpoint at
+//!   the end of a chunk skips that chunk. Chunk boundaries need not repeat across attempts:
+//!   the resumed table starts at `page` and is cut afresh from there, its last chunk again
+//!   open-ended.
+//!
+//! ## Why a resumed snapshot misses and doubles nothing
+//!
+//! A row version stays at its `ctid` until it is updated or deleted, except when the table
+//! is rewritten (`VACUUM FULL`, `CLUSTER`, `TRUNCATE`, a rewriting `ALTER TABLE`), which
+//! gives it a new file node; a resumed table whose file node differs from the recorded one
+//! is read from page 0. Otherwise, for a row visible in `S1` (committed before `C`):
+//!
+//! - in pages `0..page` of `table`, or in an earlier table: delivered by the first attempt;
+//! - elsewhere, and not changed since: still visible in `S2` at the same `ctid`, read now;
+//! - elsewhere, and updated or deleted in `(C, C2]`: the stream from `C` replays that change
+//!   (and `S2` may also read its newer version, wherever it landed: a key briefly showing its
+//!   newer value, then the replay ending it at its current state).
+//!
+//! A row committed after `C` comes from the stream, as in an uninterrupted snapshot;
+//! rows `S2` also reads are doubled only with their own later state, as before. Tables that
+//! grew between attempts are read to their new end (open-ended last chunk); a table added to
+//! `tables` between attempts shifts the table indexes, so change `tables` only once a
+//! snapshot has finished. One gap remains: a row of an unread chunk updated in `(C, C2]`
+//! whose new version lands in a page already delivered reaches the sink only through the
+//! replayed update, and under the default replica identity an unchanged TOAST column of it
+//! then arrives as `Unchanged` with no earlier image to fill it from.
 //!
 //! # Bounded WAL
 //!
@@ -89,8 +123,10 @@
 //! - No TLS on either connection; no GSSAPI.
 //! - A column added or dropped mid-stream changes the row images from the next Relation
 //!   message on, but no schema event is emitted yet.
-//! - Snapshots read tables one after another through one cursor (no parallel chunks), and an
-//!   interrupted snapshot starts over from the first table.
+//! - Chunks are `ctid` page ranges: PostgreSQL 14 or later scans them directly; older
+//!   servers filter a full scan per chunk (correct, slower: set `snapshot_chunk_pages` high).
+//!   A partitioned table is one chunk.
+//! - The unchanged-TOAST gap of a resumed snapshot described above.
 //! - Truncate of tables outside the capture set is ignored; `TRUNCATE ... CASCADE` emits one
 //!   truncate per captured table the server reports.
 //!
@@ -104,6 +140,9 @@
 //! - [`types::text_to_value`]: turns a column in PostgreSQL's text output format into a
 //!   [`sluice_core::Value`], by type OID. It never fails: a value it cannot interpret is kept as
 //!   text, unchanged.
+//! - `copy_text`: splits `COPY ... TO STDOUT` text output (arriving in chunks that need not
+//!   end at rows) into rows and fields and unescapes them; never panics (property-tested on
+//!   arbitrary bytes, and against an encoder of the server's escapes).
 //! - [`PgTimestamp`]: the server's timestamps (microseconds since 2000-01-01 UTC) and their
 //!   RFC 3339 form.
 
