@@ -253,6 +253,12 @@ fn source(node: &Node, path: &str, base: &Path, name: &str) -> Result<SourceConf
             };
             positive(c.batch_size as u64, at("batch_size"))?;
             positive(c.poll_interval_ms, at("poll_interval_ms"))?;
+            if c.snapshot == SnapshotMode::Only {
+                let (loc, p) = at("snapshot");
+                return Err(NodeError::new("`only` is not supported by sqlite sources")
+                    .at(loc, &p)
+                    .hint("use `initial` and stop sluice once the snapshot is read"));
+            }
             if c.max_idle_interval_ms < c.poll_interval_ms {
                 let (loc, p) = at("max_idle_interval_ms");
                 return Err(NodeError::new("must be at least `poll_interval_ms`").at(loc, &p));

@@ -78,6 +78,8 @@ pub enum SnapshotMode {
     Initial,
     /// Stream only changes made after capture was set up.
     Never,
+    /// Read existing rows, then finish: no streaming (PostgreSQL only).
+    Only,
 }
 
 /// `type = "sqlite"`: capture a SQLite database through triggers into a changelog table.
@@ -143,7 +145,8 @@ pub struct PostgresSourceConfig {
     /// Publication name.
     #[serde(default)]
     pub publication: String,
-    /// `initial` (default): read existing rows first, then stream; `never`: stream only.
+    /// `initial` (default): read existing rows first, then stream; `never`: stream only;
+    /// `only`: read existing rows, then finish (no slot, no publication).
     #[serde(default)]
     pub snapshot: SnapshotMode,
     /// Interval between heartbeats (`pg_logical_emit_message`) that keep the slot moving on

@@ -49,6 +49,16 @@ pub(crate) enum Plan {
     },
     /// Stream from `from`.
     Stream { from: PgLsn, tables: Vec<Table> },
+    /// `snapshot = "only"`: read the snapshot exported by `holder`'s open transaction
+    /// (skipping what `progress` says was delivered), then report the source done.
+    SnapshotOnly {
+        holder: tokio_postgres::Client,
+        snapshot_name: String,
+        at: PgLsn,
+        progress: Option<PgSnapshotProgress>,
+    },
+    /// Nothing left to do (`snapshot = "only"`, finished before).
+    Done,
 }
 
 /// Everything the task needs besides its plan.
@@ -59,6 +69,8 @@ pub(crate) struct Task {
     pub out: mpsc::Sender<Result<SourcePoll>>,
     /// The highest streaming position the engine has checkpointed.
     pub confirmed: watch::Receiver<PgLsn>,
+    /// The flush position last written to the server (what `Source::stop` waits for).
+    pub reported: watch::Sender<PgLsn>,
     /// While the last thing the server sent was a keepalive outside any transaction and
     /// every change before it is in the channel: that keepalive's WAL position (how far the
     /// server has decoded), else 0. `poll` compares it with the server's flush position
@@ -103,6 +115,22 @@ impl Task {
                 (None, from, tables)
             }
             Plan::Stream { from, tables } => (None, from, tables),
+            Plan::SnapshotOnly {
+                holder,
+                snapshot_name,
+                at,
+                progress,
+            } => {
+                if self.snapshot(&snapshot_name, at, progress).await?.is_some() {
+                    drop(holder);
+                    let _ = self.out.send(Ok(SourcePoll::Done)).await;
+                }
+                return Ok(());
+            }
+            Plan::Done => {
+                let _ = self.out.send(Ok(SourcePoll::Done)).await;
+                return Ok(());
+            }
         };
         let conn = match conn {
             Some(mut conn) => {
@@ -134,7 +162,7 @@ impl Task {
         let Some(tables) = tables else {
             return Ok(None);
         };
-        tracing::info!(source = %self.source, lsn = %at, "snapshot done; streaming");
+        tracing::info!(source = %self.source, lsn = %at, "snapshot done");
         let done = SourcePoll::Batch(SourceBatch {
             changes: Vec::new(),
             position: Position::Pg {
@@ -314,7 +342,9 @@ impl Task {
         }
         let write = status.received.max(flush);
         conn.send_copy_data(&standby_status_update(write, flush, flush, false))
-            .await
+            .await?;
+        self.reported.send_replace(flush);
+        Ok(())
     }
 }
 

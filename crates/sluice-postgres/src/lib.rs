@@ -27,6 +27,15 @@
 //!   checkpoint (e.g. made by `sluice setup`) is dropped and recreated, since only a slot
 //!   created together with the snapshot can be consistent with it and nothing relies on its
 //!   position yet.
+//! - **Snapshot only** (`snapshot = "only"`): no publication and no slot. An ordinary
+//!   connection opens a repeatable-read transaction and exports its snapshot
+//!   (`pg_export_snapshot()`), keeps it open while the chunks are read as above, and the
+//!   source then reports [`SourcePoll::Done`](sluice_core::SourcePoll::Done). The LSN in the
+//!   positions is the WAL insert position at the export, for reference; the final
+//!   `{lsn}` checkpoint means done (a restart finishes at once: delete the checkpoint to
+//!   export again), an interrupted one resumes its chunks under a fresh snapshot (rows
+//!   changed in between arrive in their newer state, or not at all if deleted: there is no
+//!   stream to reconcile them, so the export is consistent per chunk, not as a whole).
 //! - **Stream**: `START_REPLICATION SLOT "slot" LOGICAL <lsn> (proto_version '1',
 //!   publication_names '"pub"', messages 'true')` on the same walsender connection; XLogData
 //!   payloads go through the pure [`pgoutput::decode`] and become changes. A task owns the

@@ -39,6 +39,8 @@ pub struct PostgresSource {
 struct Running {
     batches: mpsc::Receiver<Result<SourcePoll>>,
     confirmed: watch::Sender<PgLsn>,
+    /// The flush position last written to the server by the task.
+    reported: watch::Receiver<PgLsn>,
     /// How far the server has decoded while the stream is at a keepalive (0 otherwise).
     caught_up: Arc<AtomicU64>,
     /// The server's flush position that the stream must reach before `poll` reports idle,
@@ -74,6 +76,9 @@ impl PostgresSource {
     }
 
     async fn plan(&self, from: Option<Position>) -> Result<Plan> {
+        if self.config.snapshot == SnapshotMode::Only {
+            return self.plan_only(from).await;
+        }
         let slot = &self.config.slot;
         let client = connect(&self.config).await?;
         let tables = catalog::captured(&client, &self.config).await?;
@@ -124,6 +129,7 @@ impl PostgresSource {
                         at,
                     })
                 }
+                SnapshotMode::Only => self.plan_only(None).await,
                 SnapshotMode::Never => {
                     let from = match state.and_then(|s| s.confirmed_flush) {
                         Some(lsn) => lsn,
@@ -175,6 +181,51 @@ impl PostgresSource {
                 "was given {other}, a position of another kind of source (hint: delete the checkpoint of this source)"
             ))),
         }
+    }
+}
+
+impl PostgresSource {
+    /// `snapshot = "only"`: no slot and no publication. A snapshot exported by an ordinary
+    /// transaction (`pg_export_snapshot()`, kept open while the chunks are read) is read,
+    /// then the source is done. The LSN in its positions is the WAL insert position at the
+    /// export, for reference only: nothing streams from it. A checkpoint of a finished
+    /// snapshot (`snapshot: false`) means there is nothing left to do; an interrupted one
+    /// resumes its chunks under a fresh snapshot.
+    async fn plan_only(&self, from: Option<Position>) -> Result<Plan> {
+        let progress = match from {
+            None => None,
+            Some(Position::Pg {
+                snapshot: false, ..
+            }) => return Ok(Plan::Done),
+            Some(Position::Pg { progress, .. }) => progress,
+            Some(other) => {
+                return Err(Error::permanent(format!(
+                    "was given {other}, a position of another kind of source (hint: delete the checkpoint of this source)"
+                )));
+            }
+        };
+        let holder = connect(&self.config).await?;
+        let row = holder
+            .simple_query(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+                 SELECT pg_export_snapshot(), pg_current_wal_insert_lsn()::text",
+            )
+            .await
+            .map_err(|e| pg_error(e, "exporting a snapshot"))?
+            .into_iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+                _ => None,
+            })
+            .ok_or_else(|| Error::permanent("exporting a snapshot returned no row"))?;
+        let snapshot_name = row.get(0).unwrap_or_default().to_owned();
+        let at = parse_lsn(row.get(1).unwrap_or_default().to_owned(), "(none)")?;
+        Ok(Plan::SnapshotOnly {
+            holder,
+            snapshot_name,
+            at,
+            progress,
+        })
     }
 }
 
@@ -245,19 +296,24 @@ impl Source for PostgresSource {
             (Some(Position::Pg { lsn, .. }), _) => *lsn,
             (_, Plan::Snapshot { at, .. }) => *at,
             (_, Plan::Stream { from, .. } | Plan::Resnapshot { from, .. }) => *from,
+            (_, Plan::SnapshotOnly { at, .. }) => *at,
+            (_, Plan::Done) => PgLsn(0),
         };
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (confirmed_tx, confirmed_rx) = watch::channel(start);
+        let (reported_tx, reported_rx) = watch::channel(PgLsn(0));
         let caught_up = Arc::new(AtomicU64::new(0));
         let task = Task {
             source: self.name.clone(),
             config: self.config.clone(),
             out: tx,
             confirmed: confirmed_rx,
+            reported: reported_tx,
             caught_up: caught_up.clone(),
         };
         let task = tokio::spawn(task.run(plan));
-        let heartbeat = (self.config.heartbeat_interval_ms > 0).then(|| {
+        let streams = self.config.snapshot != SnapshotMode::Only;
+        let heartbeat = (streams && self.config.heartbeat_interval_ms > 0).then(|| {
             tokio::spawn(capture::heartbeat(
                 self.config.clone(),
                 self.name.clone(),
@@ -267,6 +323,7 @@ impl Source for PostgresSource {
         self.running = Some(Running {
             batches: rx,
             confirmed: confirmed_tx,
+            reported: reported_rx,
             caught_up,
             idle_target: None,
             task,
@@ -350,6 +407,25 @@ impl Source for PostgresSource {
                 }
             });
         }
+        Ok(())
+    }
+
+    /// Wait until the task has told the server the last confirmed position, so a stopping
+    /// pipeline leaves the slot at its final checkpoint instead of the one before.
+    async fn stop(&mut self) -> Result<()> {
+        let Some(running) = self.running.as_mut() else {
+            return Ok(());
+        };
+        let target = *running.confirmed.borrow();
+        if running.task.is_finished() {
+            return Ok(());
+        }
+        // The task reports at least every `status_interval_ms`. An error means the task
+        // ended (connection lost); a timeout, that it was not streaming yet. Either way the
+        // next run confirms.
+        let patience =
+            Duration::from_millis(self.config.status_interval_ms.saturating_mul(2) + 500);
+        let _ = tokio::time::timeout(patience, running.reported.wait_for(|r| *r >= target)).await;
         Ok(())
     }
 

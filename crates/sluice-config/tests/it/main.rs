@@ -232,3 +232,20 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn snapshot_only_is_for_postgres() {
+    let pg = "[sources.app]\ntype = \"postgres\"\nurl = \"postgres://x\"\nsnapshot = \"only\"\n[sinks.o]\ntype = \"stdout\"\ninputs = [\"app\"]\n";
+    let c = parse_str(pg, Path::new("c.toml"), Format::Toml, &no_env).unwrap();
+    let SourceConfig::Postgres(pg) = &c.sources["app"] else {
+        panic!("not postgres")
+    };
+    assert_eq!(pg.snapshot, sluice_config::SnapshotMode::Only);
+    let sqlite = "[sources.app]\ntype = \"sqlite\"\npath = \"a.db\"\nsnapshot = \"only\"\n[sinks.o]\ntype = \"stdout\"\ninputs = [\"app\"]\n";
+    let e = parse_str(sqlite, Path::new("c.toml"), Format::Toml, &no_env).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("at `sources.app.snapshot`: `only` is not supported by sqlite sources"),
+        "{e}"
+    );
+}

@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use sluice_core::{Op, PgSnapshotProgress, Position};
 
+use sluice_postgres::PostgresSource;
+
 use crate::common::{Driver, TestDb, fold, folded_id_text, id_text, int};
 
 #[tokio::test]
@@ -320,5 +322,60 @@ async fn copy_escapes_survive_the_snapshot() {
         }
     }
     drop(d);
+    db.finish().await;
+}
+
+/// `snapshot = "only"`: the rows, then `Done`; no slot or publication is left behind, and a
+/// restart from the final checkpoint has nothing to do.
+#[tokio::test]
+async fn snapshot_only_reads_then_finishes_without_a_slot() {
+    use sluice_core::{Source, SourcePoll};
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 3000) g;",
+    )
+    .await;
+    let mut config = db.config("app");
+    config.snapshot = sluice_config::model::SnapshotMode::Only;
+    config.snapshot_chunk_pages = 2;
+    let mut d = Driver::start(&config, None).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no Done");
+        match d.source.poll().await.unwrap() {
+            SourcePoll::Batch(b) => {
+                d.changes.extend(b.changes);
+                d.last_position = Some(b.position);
+            }
+            SourcePoll::Idle => {}
+            SourcePoll::Done => break,
+        }
+    }
+    assert!(d.changes.iter().all(|c| c.op == Op::Read));
+    assert_eq!(
+        folded_id_text(&d.changes, "public.t"),
+        id_text(&db.client, "t").await
+    );
+    let last = d.last_position.clone().unwrap();
+    assert!(!last.to_string().starts_with("snapshot@"), "{last}");
+    let left: i64 = db
+        .client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_replication_slots WHERE database = current_database()) \
+             + (SELECT count(*) FROM pg_publication)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    drop(d);
+    let mut again = PostgresSource::new("app", &config);
+    again.start(Some(last)).await.unwrap();
+    assert!(matches!(again.poll().await.unwrap(), SourcePoll::Done));
+    drop(again);
     db.finish().await;
 }
