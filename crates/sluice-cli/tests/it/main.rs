@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod pg;
 mod pg_crash;
+mod pg_restart;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
