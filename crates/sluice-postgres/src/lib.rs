@@ -33,9 +33,11 @@
 //!   source then reports [`SourcePoll::Done`](sluice_core::SourcePoll::Done). The LSN in the
 //!   positions is the WAL insert position at the export, for reference; the final
 //!   `{lsn}` checkpoint means done (a restart finishes at once: delete the checkpoint to
-//!   export again), an interrupted one resumes its chunks under a fresh snapshot (rows
-//!   changed in between arrive in their newer state, or not at all if deleted: there is no
-//!   stream to reconcile them, so the export is consistent per chunk, not as a whole).
+//!   export again). An interrupted one is read again from the first chunk under a fresh
+//!   snapshot: with no stream from the first snapshot's point to replay what changed since,
+//!   skipping delivered chunks would miss rows whose new version moved into them. The
+//!   second read is complete as of its own snapshot; rows the first attempt delivered and
+//!   that were deleted since stay delivered (at-least-once).
 //! - **Stream**: `START_REPLICATION SLOT "slot" LOGICAL <lsn> (proto_version '1',
 //!   publication_names '"pub"', messages 'true')` on the same walsender connection; XLogData
 //!   payloads go through the pure [`pgoutput::decode`] and become changes. A task owns the

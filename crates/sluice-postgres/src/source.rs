@@ -190,14 +190,16 @@ impl PostgresSource {
     /// then the source is done. The LSN in its positions is the WAL insert position at the
     /// export, for reference only: nothing streams from it. A checkpoint of a finished
     /// snapshot (`snapshot: false`) means there is nothing left to do; an interrupted one
-    /// resumes its chunks under a fresh snapshot.
+    /// is read again from the start under a fresh snapshot.
     async fn plan_only(&self, from: Option<Position>) -> Result<Plan> {
         let progress = match from {
             None => None,
             Some(Position::Pg {
                 snapshot: false, ..
             }) => return Ok(Plan::Done),
-            Some(Position::Pg { progress, .. }) => progress,
+            // Without a stream from the first snapshot's point, a row that moved into a
+            // delivered chunk since would be missed: an interrupted export starts over.
+            Some(Position::Pg { .. }) => None,
             Some(other) => {
                 return Err(Error::permanent(format!(
                     "was given {other}, a position of another kind of source (hint: delete the checkpoint of this source)"
