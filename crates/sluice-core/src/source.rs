@@ -52,6 +52,13 @@ pub trait Source: Send {
     /// Everything up to `position` is durably checkpointed.
     async fn confirm(&mut self, position: &Position) -> Result<()>;
 
+    /// Called once at shutdown, after the final [`Source::confirm`]: deliver anything still
+    /// owed to the database (for example the last flush position of a replication slot)
+    /// before the source is dropped. The engine bounds how long it waits.
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// How far the checkpoint is behind the source's head, when the source can tell.
     async fn lag(&mut self, _checkpoint: Option<&Position>) -> Result<Option<Lag>> {
         Ok(None)

@@ -277,17 +277,21 @@ impl Pipeline {
                 .iter()
                 .find(|s| s.0 == spec.name)
                 .and_then(|s| s.2.clone());
-            if let Some(position) = saved {
-                match tokio::time::timeout(FINAL_CONFIRM_TIMEOUT, spec.source.confirm(&position))
-                    .await
-                {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::warn!(source = %spec.name, error = %e, "could not confirm the final checkpoint; the next run will")
-                    }
-                    Err(_) => {
-                        tracing::warn!(source = %spec.name, "confirming the final checkpoint timed out; the next run will")
-                    }
+            let name = spec.name.clone();
+            let source = spec.source.as_mut();
+            let confirm_and_stop = async move {
+                if let Some(position) = saved {
+                    source.confirm(&position).await?;
+                }
+                source.stop().await
+            };
+            match tokio::time::timeout(FINAL_CONFIRM_TIMEOUT, confirm_and_stop).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(source = %name, error = %e, "could not confirm the final checkpoint; the next run will")
+                }
+                Err(_) => {
+                    tracing::warn!(source = %name, "confirming the final checkpoint timed out; the next run will")
                 }
             }
         }

@@ -350,6 +350,24 @@ fn init_from_postgres_writes_a_private_working_config() {
         stdout.contains(r#""after":{"id":1,"name":"ada"}"#),
         "{stdout}"
     );
+
+    // A stopping pipeline leaves the slot at its final checkpoint, not the one before.
+    psql(&db_url, "INSERT INTO users VALUES (2, 'grace')");
+    let out = run_ok(sluice().args(["run", "--once", "-c"]).arg(&config));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("grace"));
+    let source = db.clone();
+    let checkpoint = dir.path().join(format!(".sluice/checkpoints/{source}.json"));
+    let cp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
+    let lsn = cp["position"]["lsn"].as_str().unwrap().to_owned();
+    let out = Command::new("psql")
+        .args([db_url.as_str(), "-tA", "-c"])
+        .arg(format!(
+            "SELECT confirmed_flush_lsn >= '{lsn}' FROM pg_replication_slots WHERE database = '{db}'"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "slot confirmed behind {lsn}");
     run_ok(sluice().args(["teardown", "-c"]).arg(&config));
     psql(&url, &format!("DROP DATABASE {db}"));
 }
