@@ -231,8 +231,7 @@ impl Pipeline {
                 last.clone(),
                 finished_rx.clone(),
                 control.clone(),
-                self.options.progress_interval,
-                self.options.checkpoint_interval,
+                self.options.clone(),
             ));
             source_tasks.spawn(source_task(
                 spec,
@@ -536,9 +535,10 @@ async fn checkpointer(
     last: Option<Checkpoint>,
     mut finished: watch::Receiver<bool>,
     control: Control,
-    progress_interval: Duration,
-    checkpoint_interval: Duration,
+    options: RunOptions,
 ) -> (String, u64, Option<Position>) {
+    let (progress_interval, checkpoint_interval) =
+        (options.progress_interval, options.checkpoint_interval);
     let mut total = last.as_ref().map_or(0, |c| c.events);
     let mut saved: Option<Position> = last.map(|c| c.position);
     let mut run_events = 0u64;
