@@ -19,9 +19,14 @@ pub struct SourceBatch {
 pub enum SourcePoll {
     /// Changes (or progress) to deliver.
     Batch(SourceBatch),
-    /// Nothing new right now. The source has already waited its idle backoff; the engine may
-    /// confirm positions and poll again.
+    /// Nothing new, and the source has caught up with its database: everything committed
+    /// so far has been delivered. The source has already waited its idle backoff; the engine
+    /// may confirm positions and poll again (`run --once` stops here).
     Idle,
+    /// Nothing new yet, but the source is not caught up (a snapshot is being read, the
+    /// server is still decoding a backlog, the database is unreachable): the engine confirms
+    /// positions and polls again.
+    Pending,
     /// The source is finished (a bounded source, or snapshot-only mode).
     Done,
 }
@@ -35,7 +40,9 @@ pub enum SourcePoll {
 ///   at the hand-off. From `Some(p)` it delivers every change after `p` (replaying is allowed,
 ///   skipping is not).
 /// - [`Source::poll`] returns batches in source order and must return within a bounded time
-///   (an idle source returns [`SourcePoll::Idle`]), so the engine can confirm progress.
+///   (an idle source returns [`SourcePoll::Idle`], a waiting one [`SourcePoll::Pending`]), so
+///   the engine can confirm progress: a PostgreSQL server will not even shut down until the
+///   positions it sent are confirmed.
 /// - [`Source::confirm`] is called, between polls, with a position the engine has durably
 ///   checkpointed: every change up to it has been accepted by every sink. Only then may the
 ///   source release history up to it (prune a changelog, advance a replication slot).

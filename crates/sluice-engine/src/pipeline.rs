@@ -426,6 +426,7 @@ async fn drive_source(
                     break;
                 }
             }
+            Ok(SourcePoll::Pending) => {}
             Ok(SourcePoll::Done) => break,
             Err(e) if e.is_transient() => {
                 let delay = backoff.next_delay();

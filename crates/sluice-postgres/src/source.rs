@@ -343,31 +343,31 @@ impl Source for PostgresSource {
             )));
         };
         // Idle only when caught up with the server: a snapshot being read, a connection
-        // being made or a backlog the server is still decoding is not idle, and `run --once`
-        // would stop short of it.
-        let received = loop {
-            match tokio::time::timeout(wait, running.batches.recv()).await {
-                Ok(received) => break received,
-                Err(_) => {
-                    let at = PgLsn(running.caught_up.load(Ordering::Acquire));
-                    if at.0 == 0 {
-                        continue;
-                    }
-                    let target = match running.idle_target {
-                        Some(target) => target,
-                        None => {
-                            let Some(flush) = flush_lsn(&mut self.side, &self.config).await else {
-                                // The task reports what is wrong with the server.
-                                continue;
-                            };
-                            *running.idle_target.insert(flush)
-                        }
-                    };
-                    if at >= target {
-                        running.idle_target = None;
-                        return Ok(SourcePoll::Idle);
-                    }
+        // being made or a backlog the server is still decoding is not idle (`run --once`
+        // would stop short of it), only pending. Either way poll returns within `wait`, so
+        // the engine can confirm what it checkpointed: a server shutting down waits for it.
+        let received = match tokio::time::timeout(wait, running.batches.recv()).await {
+            Ok(received) => received,
+            Err(_) => {
+                let at = PgLsn(running.caught_up.load(Ordering::Acquire));
+                if at.0 == 0 {
+                    return Ok(SourcePoll::Pending);
                 }
+                let target = match running.idle_target {
+                    Some(target) => target,
+                    None => {
+                        let Some(flush) = flush_lsn(&mut self.side, &self.config).await else {
+                            // The task reports what is wrong with the server.
+                            return Ok(SourcePoll::Pending);
+                        };
+                        *running.idle_target.insert(flush)
+                    }
+                };
+                if at >= target {
+                    running.idle_target = None;
+                    return Ok(SourcePoll::Idle);
+                }
+                return Ok(SourcePoll::Pending);
             }
         };
         running.idle_target = None;

@@ -100,7 +100,7 @@ pub async fn poll_until(
                 delivered.changes.extend(batch.changes);
                 delivered.last_position = Some(batch.position);
             }
-            Ok(SourcePoll::Idle) => {}
+            Ok(SourcePoll::Idle | SourcePoll::Pending) => {}
             Ok(SourcePoll::Done) => {
                 panic!("source finished while a check expected more changes; state now: {state:?}")
             }

@@ -356,7 +356,9 @@ fn init_from_postgres_writes_a_private_working_config() {
     let out = run_ok(sluice().args(["run", "--once", "-c"]).arg(&config));
     assert!(String::from_utf8_lossy(&out.stdout).contains("grace"));
     let source = db.clone();
-    let checkpoint = dir.path().join(format!(".sluice/checkpoints/{source}.json"));
+    let checkpoint = dir
+        .path()
+        .join(format!(".sluice/checkpoints/{source}.json"));
     let cp: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
     let lsn = cp["position"]["lsn"].as_str().unwrap().to_owned();
@@ -367,7 +369,11 @@ fn init_from_postgres_writes_a_private_working_config() {
         ))
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t", "slot confirmed behind {lsn}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "t",
+        "slot confirmed behind {lsn}"
+    );
     run_ok(sluice().args(["teardown", "-c"]).arg(&config));
     psql(&url, &format!("DROP DATABASE {db}"));
 }

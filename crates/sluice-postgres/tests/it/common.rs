@@ -141,7 +141,7 @@ impl Driver {
                 self.last_position = Some(b.position);
                 Ok(true)
             }
-            SourcePoll::Idle => Ok(false),
+            SourcePoll::Idle | SourcePoll::Pending => Ok(false),
             SourcePoll::Done => panic!("postgres source is never done"),
         }
     }

@@ -350,7 +350,7 @@ async fn snapshot_only_reads_then_finishes_without_a_slot() {
                 d.changes.extend(b.changes);
                 d.last_position = Some(b.position);
             }
-            SourcePoll::Idle => {}
+            SourcePoll::Idle | SourcePoll::Pending => {}
             SourcePoll::Done => break,
         }
     }

@@ -159,7 +159,7 @@ pub async fn poll_until(
         );
         match source.poll().await.expect("poll") {
             SourcePoll::Batch(b) => batches.push(b),
-            SourcePoll::Idle => {}
+            SourcePoll::Idle | SourcePoll::Pending => {}
             SourcePoll::Done => panic!("source finished"),
         }
     }
