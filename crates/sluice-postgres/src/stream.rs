@@ -14,7 +14,7 @@ use sluice_core::{Change, Error, Op, PgLsn, Position, Result, Row, SourceBatch, 
 
 use crate::catalog::Table;
 use crate::pgoutput::{Cell, Message, OldTuple, Relation, ReplicaIdentity, Tuple};
-use crate::types::text_to_value;
+use crate::types::text_to_value_owned;
 
 /// Prefix of the heartbeat messages sluice writes with `pg_logical_emit_message`.
 pub(crate) const HEARTBEAT_PREFIX: &str = "sluice_heartbeat";
@@ -133,7 +133,7 @@ impl Converter {
                 let Some(r) = self.captured(rel)? else {
                     return Ok(());
                 };
-                let after = row(r, &new)?;
+                let after = row(r, new)?;
                 let key = key_of(r, &after);
                 let change = self.change(Op::Insert, rel, key, None, Some(after));
                 self.push(change);
@@ -142,9 +142,9 @@ impl Converter {
                 let Some(r) = self.captured(rel)? else {
                     return Ok(());
                 };
-                let mut after = row(r, &new)?;
+                let mut after = row(r, new)?;
                 let key = key_of(r, &after);
-                let (before, old_key) = match &old {
+                let (before, old_key) = match old {
                     Some(OldTuple::Full(t)) => {
                         let before = row(r, t)?;
                         let k = key_of(r, &before);
@@ -186,7 +186,7 @@ impl Converter {
                 let Some(r) = self.captured(rel)? else {
                     return Ok(());
                 };
-                let (key, before) = match &old {
+                let (key, before) = match old {
                     OldTuple::Full(t) => {
                         let before = row(r, t)?;
                         (key_of(r, &before), Some(before))
@@ -310,7 +310,8 @@ fn pg(lsn: PgLsn) -> Position {
     }
 }
 
-fn row(rel: &Rel, tuple: &Tuple) -> Result<Row> {
+/// The tuple's cells as a row, moving their text into the values where it can.
+fn row(rel: &Rel, tuple: Tuple) -> Result<Row> {
     if tuple.cells.len() != rel.columns.len() {
         return Err(Error::permanent(format!(
             "pgoutput sent {} columns for table \"{}\", whose relation message has {}",
@@ -322,19 +323,19 @@ fn row(rel: &Rel, tuple: &Tuple) -> Result<Row> {
     Ok(rel
         .columns
         .iter()
-        .zip(&tuple.cells)
+        .zip(tuple.cells)
         .map(|((name, type_oid), cell)| (name.clone(), cell_value(*type_oid, cell)))
         .collect())
 }
 
 /// A tuple cell as a value. Binary cells never arrive (sluice does not ask for `binary`);
 /// should one, its bytes are kept.
-pub(crate) fn cell_value(type_oid: u32, cell: &Cell) -> Value {
+pub(crate) fn cell_value(type_oid: u32, cell: Cell) -> Value {
     match cell {
         Cell::Null => Value::Null,
         Cell::Unchanged => Value::Unchanged,
-        Cell::Text(text) => text_to_value(type_oid, text),
-        Cell::Binary(bytes) => Value::Bytes(bytes.clone()),
+        Cell::Text(text) => text_to_value_owned(type_oid, text),
+        Cell::Binary(bytes) => Value::Bytes(bytes),
     }
 }
 

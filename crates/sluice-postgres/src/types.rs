@@ -117,6 +117,17 @@ pub fn text_to_value(type_oid: u32, text: &str) -> Value {
     convert(type_oid, text).unwrap_or_else(|| Value::Text(text.to_owned()))
 }
 
+/// [`text_to_value`] for text the caller owns: text-like values take the string over instead
+/// of copying it (the stream's hot path).
+pub fn text_to_value_owned(type_oid: u32, text: String) -> Value {
+    use oid::*;
+    match type_oid {
+        TEXT | VARCHAR | BPCHAR | NAME | CHAR => Value::Text(text),
+        NUMERIC if is_numeric(&text) => Value::Decimal(text),
+        _ => convert(type_oid, &text).unwrap_or(Value::Text(text)),
+    }
+}
+
 fn convert(type_oid: u32, text: &str) -> Option<Value> {
     use oid::*;
     Some(match type_oid {

@@ -478,3 +478,15 @@ fn timestamp_fast_path_takes_the_common_shapes() {
     assert_eq!(fast("2024-01-02 03:04:05 BC", false), None);
     assert_eq!(fast("12024-01-02 03:04:05", false), None);
 }
+
+proptest! {
+    /// The owned-string path gives the same value as the borrowed one, for every type.
+    #[test]
+    fn owned_conversion_agrees_with_borrowed(
+        oid in proptest::sample::select(vec![BOOL, INT4, INT8, FLOAT8, NUMERIC, TEXT, VARCHAR, BPCHAR, NAME, BYTEA, JSONB, DATE, TIME, TIMESTAMPTZ, UUID, 1007, 1009, 0]),
+        text in "[-+0-9a-zA-Z.:{}\",\\\\ NaIfty]{0,24}",
+    ) {
+        // Compared as JSON: NaN is not equal to itself as a float.
+        prop_assert_eq!(super::text_to_value_owned(oid, text.clone()).to_json(), text_to_value(oid, &text).to_json());
+    }
+}
