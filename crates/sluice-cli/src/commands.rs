@@ -167,7 +167,7 @@ pub async fn status(path: &Path, json: bool) -> Result<ExitCode> {
     println!("data dir: {}", config.data_dir.display());
     println!(
         "{:<16} {:<8} {:<20} {:>12} {:>12} {:>10} {:>14}",
-        "SOURCE", "TYPE", "CHECKPOINT", "EVENTS", "SAVED AGO", "LAG", "OLDEST WAIT"
+        "SOURCE", "TYPE", "CHECKPOINT", "EVENTS", "SAVED AGO", "LAG", "LAG TIME"
     );
     for r in rows {
         let text = |k: &str| {
@@ -176,6 +176,15 @@ pub async fn status(path: &Path, json: bool) -> Result<ExitCode> {
                 .unwrap_or_else(|| "-".to_owned())
         };
         let num = |k: &str| r[k].as_u64().map_or("-".to_owned(), |v| v.to_string());
+        // Lag in changes when the source counts them, else in bytes of WAL.
+        let lag = match (r["lag_events"].as_u64(), r["lag_bytes"].as_u64()) {
+            (Some(events), _) => events.to_string(),
+            (None, Some(bytes)) if bytes >= 1 << 20 => {
+                format!("{:.1} MB", bytes as f64 / 1048576.0)
+            }
+            (None, Some(bytes)) => format!("{bytes} B"),
+            (None, None) => "-".to_owned(),
+        };
         let secs = |k: &str| r[k].as_f64().map_or("-".to_owned(), |v| format!("{v:.1}s"));
         println!(
             "{:<16} {:<8} {:<20} {:>12} {:>12} {:>10} {:>14}",
@@ -184,7 +193,7 @@ pub async fn status(path: &Path, json: bool) -> Result<ExitCode> {
             r["position_text"].as_str().unwrap_or("none (not started)"),
             num("events"),
             secs("checkpoint_age_s"),
-            num("lag_events"),
+            lag,
             secs("lag_seconds"),
         );
         if let Some(e) = r["lag_error"].as_str() {

@@ -442,7 +442,9 @@ impl Source for PostgresSource {
             .query_one(
                 "SELECT pg_current_wal_lsn()::text, \
                  (SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1), \
-                 (SELECT (pg_current_wal_lsn() - restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1)",
+                 (SELECT (pg_current_wal_lsn() - restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1), \
+                 (SELECT coalesce(extract(epoch FROM r.flush_lag), 0)::float8 FROM pg_stat_replication r \
+                  JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = $1)",
                 &[&self.config.slot],
             )
             .await
@@ -450,6 +452,9 @@ impl Source for PostgresSource {
         let current: PgLsn = parse_lsn(row.get(0), &self.config.slot)?;
         let confirmed: Option<PgLsn> = row.get::<_, Option<String>>(1).and_then(|t| t.parse().ok());
         let retained: Option<i64> = row.get(2);
+        // The server's own measure (flush_lag: WAL flushed until sluice confirmed it), while a
+        // sluice is streaming from the slot; unknown otherwise.
+        let seconds: Option<f64> = row.get(3);
         let behind = match checkpoint {
             Some(Position::Pg { lsn, .. }) => Some(*lsn),
             _ => confirmed,
@@ -459,7 +464,7 @@ impl Source for PostgresSource {
             bytes: behind
                 .map(|b| current.0.saturating_sub(b.0))
                 .or(retained.map(|r| r.max(0) as u64)),
-            seconds: None,
+            seconds,
         }))
     }
 }
