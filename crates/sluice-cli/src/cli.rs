@@ -57,7 +57,7 @@ pub enum Command {
     Teardown(ConfigArg),
     /// Capture and deliver changes until interrupted (Ctrl-C / SIGTERM drain and checkpoint)
     #[command(
-        after_help = "Examples:\n  sluice run -c sluice.toml\n  sluice run -c sluice.toml --once     # deliver what is there now, then exit\n  SLUICE_LOG=debug sluice run -c sluice.toml"
+        after_help = "Examples:\n  sluice run -c sluice.toml\n  sluice run -c sluice.toml --once     # deliver what is there now, then exit\n  sluice run -c sluice.toml --resnapshot public.users   # read a table again, then stream\n  SLUICE_LOG=debug sluice run -c sluice.toml"
     )]
     Run(RunArgs),
     /// Show checkpointed positions and how far each source is behind
@@ -81,6 +81,10 @@ pub struct RunArgs {
     /// Exit once every source is idle and everything is delivered and checkpointed.
     #[arg(long)]
     pub once: bool,
+    /// Read this table again (PostgreSQL sources) under a fresh snapshot before resuming the
+    /// stream from the checkpoint; repeat for several tables.
+    #[arg(long, value_name = "TABLE")]
+    pub resnapshot: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -82,8 +82,23 @@ pub async fn teardown(config: &crate::cli::ConfigArg) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn run(path: &Path, once: bool) -> Result<ExitCode> {
-    let config = load(path)?;
+pub async fn run(path: &Path, once: bool, resnapshot: &[String]) -> Result<ExitCode> {
+    let mut config = load(path)?;
+    if !resnapshot.is_empty() {
+        let mut any = false;
+        for source in config.sources.values_mut() {
+            if let sluice_config::SourceConfig::Postgres(pg) = source {
+                pg.resnapshot = resnapshot.to_vec();
+                any = true;
+            }
+        }
+        if !any {
+            anyhow::bail!(
+                "--resnapshot needs a postgres source (hint: for a SQLite source, delete its \
+                 checkpoint to take a new snapshot)"
+            );
+        }
+    }
     let _lock = DataDirLock::acquire(&config.data_dir)?;
     let store = Arc::new(FileCheckpointStore::new(&config.data_dir));
     let options = RunOptions {

@@ -53,7 +53,9 @@ fn main() -> ExitCode {
             Command::Check(args) => commands::check(&args).await,
             Command::Setup(args) => commands::setup(&args).await,
             Command::Teardown(args) => commands::teardown(&args).await,
-            Command::Run(args) => commands::run(&args.config.config, args.once).await,
+            Command::Run(args) => {
+                commands::run(&args.config.config, args.once, &args.resnapshot).await
+            }
             Command::Status(args) => commands::status(&args.config.config, args.json).await,
         }
     });

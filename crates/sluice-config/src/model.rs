@@ -172,6 +172,10 @@ pub struct PostgresSourceConfig {
     /// `delete_insert` (default) or `update`: how a primary-key change is emitted.
     #[serde(default)]
     pub primary_key_change: PrimaryKeyChange,
+    /// Tables to read again before resuming the stream (set by `sluice run --resnapshot`,
+    /// not by the config file).
+    #[serde(skip)]
+    pub resnapshot: Vec<String>,
 }
 
 impl PostgresSourceConfig {
@@ -190,6 +194,7 @@ impl PostgresSourceConfig {
             snapshot_parallelism: DEFAULT_PG_SNAPSHOT_PARALLELISM,
             snapshot_chunk_pages: DEFAULT_PG_SNAPSHOT_CHUNK_PAGES,
             primary_key_change: PrimaryKeyChange::default(),
+            resnapshot: Vec::new(),
         };
         c.fill_defaults(source_name);
         c

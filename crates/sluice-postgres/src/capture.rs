@@ -46,6 +46,8 @@ pub(crate) enum Plan {
         snapshot_name: String,
         from: PgLsn,
         progress: Option<PgSnapshotProgress>,
+        /// Read only these tables (`run --resnapshot`), then stream all of the second list.
+        only: Option<(Vec<String>, Vec<Table>)>,
     },
     /// Stream from `from`.
     Stream { from: PgLsn, tables: Vec<Table> },
@@ -106,8 +108,26 @@ impl Task {
                 snapshot_name,
                 from,
                 progress,
+                only,
             } => {
-                let Some(tables) = self.snapshot(&snapshot_name, from, progress).await? else {
+                let tables = match only {
+                    None => self.snapshot(&snapshot_name, from, progress).await?,
+                    Some((names, all)) => {
+                        let mut narrowed = self.config.clone();
+                        narrowed.tables = names;
+                        let read = snapshot::read(
+                            &narrowed,
+                            &self.source,
+                            &snapshot_name,
+                            from,
+                            None,
+                            &self.out,
+                        )
+                        .await?;
+                        read.map(|_| all)
+                    }
+                };
+                let Some(tables) = tables else {
                     return Ok(());
                 };
                 // Closing the connection drops its temporary slot.

@@ -33,6 +33,9 @@ pub struct PostgresSource {
     running: Option<Running>,
     /// Connection for `lag`, opened on first use.
     side: Option<Client>,
+    /// `resnapshot` tables were read (once per process; a restart after an error resumes
+    /// the stream without reading them again).
+    resnapshot_done: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -68,6 +71,7 @@ impl PostgresSource {
             config: config.clone(),
             running: None,
             side: None,
+            resnapshot_done: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -158,7 +162,40 @@ impl PostgresSource {
                     )));
                 }
                 if !snapshot {
-                    return Ok(Plan::Stream { from: lsn, tables });
+                    let wanted = &self.config.resnapshot;
+                    if wanted.is_empty() || self.resnapshot_done.swap(true, Ordering::AcqRel) {
+                        return Ok(Plan::Stream { from: lsn, tables });
+                    }
+                    // `run --resnapshot`: read those tables again under a fresh snapshot, then
+                    // stream from the checkpoint. As for an interrupted snapshot, the changes
+                    // between the checkpoint and the new snapshot are replayed over it, so each
+                    // row ends at its current state.
+                    for name in wanted {
+                        let (schema, table) = catalog::split_name(name);
+                        if !tables.iter().any(|t| t.schema == schema && t.name == table) {
+                            let known: Vec<String> = tables.iter().map(|t| t.qualified()).collect();
+                            return Err(Error::permanent(format!(
+                                "cannot re-snapshot \"{schema}.{table}\": this source does not capture it (captured: {})",
+                                known.join(", ")
+                            )));
+                        }
+                    }
+                    let mut conn = ReplicationConnection::connect(&self.config).await?;
+                    let temp = format!(
+                        "{}_snap_{}",
+                        slot.chars().take(40).collect::<String>(),
+                        std::process::id()
+                    );
+                    let (_, snapshot_name) =
+                        create_slot(&mut conn, &ident(&temp), " TEMPORARY", &temp).await?;
+                    tracing::info!(source = %self.name, tables = %wanted.join(", "), "re-reading tables before resuming the stream");
+                    return Ok(Plan::Resnapshot {
+                        conn,
+                        snapshot_name,
+                        from: lsn,
+                        progress: None,
+                        only: Some((wanted.clone(), tables)),
+                    });
                 }
                 // The snapshot at `lsn` was interrupted and its exported snapshot is gone:
                 // take a new one from a temporary slot, then stream from `lsn`.
@@ -175,6 +212,7 @@ impl PostgresSource {
                     snapshot_name,
                     from: lsn,
                     progress,
+                    only: None,
                 })
             }
             Some(other) => Err(Error::permanent(format!(

@@ -376,7 +376,10 @@ fn init_from_postgres_writes_a_private_working_config() {
     );
     let out = run_ok(sluice().args(["status", "--json", "-c"]).arg(&config));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(status[0]["lag_bytes"].is_u64(), "lag in bytes of WAL: {status}");
+    assert!(
+        status[0]["lag_bytes"].is_u64(),
+        "lag in bytes of WAL: {status}"
+    );
     assert!(status[0]["lag_error"].is_null(), "{status}");
     run_ok(sluice().args(["teardown", "-c"]).arg(&config));
     psql(&url, &format!("DROP DATABASE {db}"));
