@@ -6,18 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{Fixture, events, run_ok, sluice};
-
-/// xorshift: deterministic pseudo-randomness without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use crate::{Fixture, Rng, events, run_ok, sluice};
 
 #[test]
 fn sigkill_mid_snapshot_and_mid_stream_loses_nothing() {
@@ -49,8 +38,8 @@ fn sigkill_mid_snapshot_and_mid_stream_loses_nothing() {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
             let mut writes = 0u64;
             while !stop.load(Ordering::SeqCst) {
-                let id = (rng.next() % 70_000) as i64;
-                let sql = match rng.next() % 3 {
+                let id = (rng.next_u64() % 70_000) as i64;
+                let sql = match rng.next_u64() % 3 {
                     0 => "INSERT OR REPLACE INTO items VALUES (?1, 'ins', 1)",
                     1 => "UPDATE items SET val = 'upd', n = n + 1 WHERE id = ?1",
                     _ => "DELETE FROM items WHERE id = ?1",
@@ -65,37 +54,19 @@ fn sigkill_mid_snapshot_and_mid_stream_loses_nothing() {
         })
     };
 
-    let mut rng = Rng(42);
-    let checkpoint = f.path(".sluice/checkpoints/app.json");
-    let in_snapshot = || {
-        let cp = std::fs::read_to_string(&checkpoint).unwrap_or_default();
-        cp.is_empty() || cp.contains("\"snapshot\": true")
-    };
     let kills: u32 = 8;
-    let (mut snapshot_kills, mut stream_kills) = (0, 0);
-    for cycle in 0..kills {
-        let mut child = sluice().args(["run", "-c"]).arg(&config).spawn().unwrap();
-        if cycle < 2 {
-            // Kill during the snapshot of 60k rows.
-            std::thread::sleep(Duration::from_millis(60 + 40 * u64::from(cycle)));
-        } else {
-            // Kill mid-stream: wait for the snapshot to finish, then a random moment.
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while in_snapshot() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            std::thread::sleep(Duration::from_millis(20 + rng.next() % 300));
-        }
-        let phase_before_kill = in_snapshot();
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        if phase_before_kill {
-            snapshot_kills += 1
-        } else {
-            stream_kills += 1
-        }
-    }
-    eprintln!("kills during snapshot: {snapshot_kills}, during streaming: {stream_kills}");
+    let (snapshot_kills, stream_kills) = crate::kill_loop(
+        &config,
+        &f.path(".sluice/checkpoints/app.json"),
+        &crate::KillPlan {
+            kills,
+            // Two kills during the snapshot of 60k rows, then mid-stream.
+            snapshot_kills_after_ms: vec![60, 100],
+            stream_base_ms: 20,
+            stream_spread_ms: 300,
+            snapshot_timeout: Duration::from_secs(60),
+        },
+    );
     assert!(
         snapshot_kills >= 1 && stream_kills >= 4,
         "{snapshot_kills} snapshot kills, {stream_kills} stream kills"

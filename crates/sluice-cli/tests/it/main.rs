@@ -74,3 +74,64 @@ pub fn events(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("every line is JSON"))
         .collect()
 }
+
+/// xorshift: deterministic pseudo-randomness without a dependency.
+#[derive(Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// When [`kill_loop`] kills `sluice run`.
+#[derive(Debug)]
+pub struct KillPlan {
+    pub kills: u32,
+    /// The first cycles kill this long after start (during the snapshot).
+    pub snapshot_kills_after_ms: Vec<u64>,
+    /// Later cycles wait for the snapshot to finish, then `base + rand % spread` ms.
+    pub stream_base_ms: u64,
+    pub stream_spread_ms: u64,
+    /// Longest wait for a snapshot to finish.
+    pub snapshot_timeout: std::time::Duration,
+}
+
+/// Start `sluice run -c config` and SIGKILL it `plan.kills` times, during the snapshot and
+/// mid-stream, judging the phase from the checkpoint file. Returns the kills per phase.
+pub fn kill_loop(config: &Path, checkpoint: &Path, plan: &KillPlan) -> (u32, u32) {
+    use std::time::{Duration, Instant};
+    let in_snapshot = || {
+        let cp = std::fs::read_to_string(checkpoint).unwrap_or_default();
+        cp.is_empty() || cp.contains("\"snapshot\": true")
+    };
+    let mut rng = Rng(42);
+    let (mut snapshot_kills, mut stream_kills) = (0, 0);
+    for cycle in 0..plan.kills {
+        let mut child = sluice().args(["run", "-c"]).arg(config).spawn().unwrap();
+        if let Some(ms) = plan.snapshot_kills_after_ms.get(cycle as usize) {
+            std::thread::sleep(Duration::from_millis(*ms));
+        } else {
+            let deadline = Instant::now() + plan.snapshot_timeout;
+            while in_snapshot() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let jitter = rng.next_u64() % plan.stream_spread_ms.max(1);
+            std::thread::sleep(Duration::from_millis(plan.stream_base_ms + jitter));
+        }
+        let phase_before_kill = in_snapshot();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if phase_before_kill {
+            snapshot_kills += 1;
+        } else {
+            stream_kills += 1;
+        }
+    }
+    eprintln!("kills during snapshot: {snapshot_kills}, during streaming: {stream_kills}");
+    (snapshot_kills, stream_kills)
+}

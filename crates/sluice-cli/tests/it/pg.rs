@@ -255,18 +255,7 @@ pub fn compare(truth: &State, got: &State) -> (usize, usize, usize) {
     (lost, stale, ghosts)
 }
 
-/// xorshift: deterministic pseudo-randomness without a dependency.
-#[derive(Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+pub use crate::Rng;
 
 /// A doc big enough to be TOASTed (~3 kB).
 pub fn big_doc(seed: u64) -> String {
@@ -276,8 +265,8 @@ pub fn big_doc(seed: u64) -> String {
 /// One random write to `items` (sometimes a multi-statement transaction), as SQL. Ids fall
 /// in `0..max_id`.
 pub fn random_write(rng: &mut Rng, max_id: u64) -> String {
-    let id = rng.next() % max_id;
-    match rng.next() % 10 {
+    let id = rng.next_u64() % max_id;
+    match rng.next_u64() % 10 {
         0 | 1 => format!(
             "INSERT INTO items VALUES ({id}, 'ins', 1, {}) ON CONFLICT (id) DO UPDATE SET val = 'ups', n = items.n + 1",
             if id.is_multiple_of(3) {
@@ -290,7 +279,7 @@ pub fn random_write(rng: &mut Rng, max_id: u64) -> String {
         2..=4 => format!("UPDATE items SET val = 'upd', n = n + 1 WHERE id = {id}"),
         5 => format!(
             "UPDATE items SET doc = {}, n = n + 1 WHERE id = {id}",
-            big_doc(rng.next())
+            big_doc(rng.next_u64())
         ),
         6 | 7 => format!("DELETE FROM items WHERE id = {id}"),
         _ => format!(

@@ -50,37 +50,19 @@ fn pg_sigkill_mid_snapshot_and_mid_stream_loses_nothing() {
         })
     };
 
-    let mut rng = Rng(42);
-    let checkpoint = dir.join(".sluice/checkpoints/app.json");
-    let in_snapshot = || {
-        let cp = std::fs::read_to_string(&checkpoint).unwrap_or_default();
-        cp.is_empty() || cp.contains("\"snapshot\": true")
-    };
     let kills: u32 = 8;
-    let (mut snapshot_kills, mut stream_kills) = (0, 0);
-    for cycle in 0..kills {
-        let mut child = sluice().args(["run", "-c"]).arg(&config).spawn().unwrap();
-        if cycle < 2 {
-            // Kill during the snapshot of 100k rows.
-            std::thread::sleep(Duration::from_millis(400 + 300 * u64::from(cycle)));
-        } else {
-            // Kill mid-stream: wait for the snapshot to finish, then a random moment.
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while in_snapshot() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            std::thread::sleep(Duration::from_millis(100 + rng.next() % 600));
-        }
-        let phase_before_kill = in_snapshot();
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        if phase_before_kill {
-            snapshot_kills += 1;
-        } else {
-            stream_kills += 1;
-        }
-    }
-    eprintln!("kills during snapshot: {snapshot_kills}, during streaming: {stream_kills}");
+    let (snapshot_kills, stream_kills) = crate::kill_loop(
+        &config,
+        &dir.join(".sluice/checkpoints/app.json"),
+        &crate::KillPlan {
+            kills,
+            // Two kills during the snapshot of 100k rows, then mid-stream.
+            snapshot_kills_after_ms: vec![400, 700],
+            stream_base_ms: 100,
+            stream_spread_ms: 600,
+            snapshot_timeout: Duration::from_secs(120),
+        },
+    );
     assert!(
         snapshot_kills >= 1 && stream_kills >= 4,
         "{snapshot_kills} snapshot kills, {stream_kills} stream kills"
