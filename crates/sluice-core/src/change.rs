@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::{Position, Value};
+use crate::{Position, Schema, Value};
 
 /// What happened to the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -24,11 +24,21 @@ pub enum Op {
     Truncate,
     /// A row read by a snapshot (it existed when the snapshot was taken).
     Read,
+    /// The table's columns changed (added, dropped, retyped); `schema` has the new shape,
+    /// which the changes after it use. `key`, `before` and `after` are absent.
+    Schema,
 }
 
 impl Op {
     /// Every op, in documentation order.
-    pub const ALL: [Op; 5] = [Op::Insert, Op::Update, Op::Delete, Op::Truncate, Op::Read];
+    pub const ALL: [Op; 6] = [
+        Op::Insert,
+        Op::Update,
+        Op::Delete,
+        Op::Truncate,
+        Op::Read,
+        Op::Schema,
+    ];
 
     /// The lowercase name used in events and config.
     pub fn as_str(self) -> &'static str {
@@ -38,6 +48,7 @@ impl Op {
             Op::Delete => "delete",
             Op::Truncate => "truncate",
             Op::Read => "read",
+            Op::Schema => "schema",
         }
     }
 }
@@ -56,7 +67,7 @@ impl FromStr for Op {
             .into_iter()
             .find(|op| op.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown op {s:?}, expected one of insert, update, delete, truncate, read")
+                format!("unknown op {s:?}, expected one of insert, update, delete, truncate, read, schema")
             })
     }
 }
@@ -143,6 +154,8 @@ pub struct Change {
     pub position: Position,
     /// Transaction metadata, when the source has transactions it can identify.
     pub tx: Option<TxMeta>,
+    /// The table's new shape, for [`Op::Schema`] only.
+    pub schema: Option<Arc<Schema>>,
 }
 
 impl Change {
@@ -152,22 +165,26 @@ impl Change {
             + self.key.approx_bytes()
             + self.before.as_ref().map_or(0, Row::approx_bytes)
             + self.after.as_ref().map_or(0, Row::approx_bytes)
+            + self.schema.as_ref().map_or(0, |s| s.approx_bytes())
     }
 }
 
 impl Serialize for Change {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(8))?;
+        let mut m = s.serialize_map(Some(8 + usize::from(self.schema.is_some())))?;
         m.serialize_entry("op", &self.op)?;
         m.serialize_entry("source", &*self.source)?;
         m.serialize_entry("table", &*self.table)?;
-        if self.op == Op::Truncate {
+        if matches!(self.op, Op::Truncate | Op::Schema) {
             m.serialize_entry("key", &())?;
         } else {
             m.serialize_entry("key", &self.key)?;
         }
         m.serialize_entry("before", &self.before)?;
         m.serialize_entry("after", &self.after)?;
+        if let Some(schema) = &self.schema {
+            m.serialize_entry("schema", &**schema)?;
+        }
         m.serialize_entry("position", &self.position)?;
         m.serialize_entry("tx", &self.tx)?;
         m.end()
@@ -211,6 +228,7 @@ mod tests {
                 ordinal: 0,
                 last: true,
             }),
+            schema: None,
         };
         insta::assert_snapshot!(serde_json::to_string(&change).unwrap(), @r#"{"op":"update","source":"app","table":"main.users","key":{"id":7},"before":{"id":7,"name":"Ada"},"after":{"id":7,"name":"Ada L"},"position":{"kind":"sqlite","seq":12},"tx":{"id":"759","ordinal":0,"last":true}}"#);
     }
@@ -230,8 +248,39 @@ mod tests {
                 progress: None,
             },
             tx: None,
+            schema: None,
         };
         insta::assert_snapshot!(serde_json::to_string(&change).unwrap(), @r#"{"op":"truncate","source":"app","table":"public.orders","key":null,"before":null,"after":null,"position":{"kind":"pg","lsn":"0/16B3748"},"tx":null}"#);
+    }
+
+    #[test]
+    fn schema_event_json_is_pinned() {
+        let column = |name: &str, type_name: &str, key: bool| crate::SchemaColumn {
+            name: name.into(),
+            type_name: type_name.into(),
+            key,
+        };
+        let change = Change {
+            op: Op::Schema,
+            source: "app".into(),
+            table: "public.orders".into(),
+            key: Row::default(),
+            before: None,
+            after: None,
+            position: Position::Pg {
+                lsn: crate::PgLsn(0x16B3748),
+                snapshot: false,
+                progress: None,
+            },
+            tx: None,
+            schema: Some(Arc::new(Schema {
+                columns: vec![
+                    column("id", "bigint", true),
+                    column("total", "numeric(12,2)", false),
+                ],
+            })),
+        };
+        insta::assert_snapshot!(serde_json::to_string(&change).unwrap(), @r#"{"op":"schema","source":"app","table":"public.orders","key":null,"before":null,"after":null,"schema":{"columns":[{"name":"id","type":"bigint","key":true},{"name":"total","type":"numeric(12,2)","key":false}]},"position":{"kind":"pg","lsn":"0/16B3748"},"tx":null}"#);
     }
 
     #[test]

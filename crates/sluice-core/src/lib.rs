@@ -8,7 +8,8 @@
 //! - [`Value`]: a column value, including [`Value::Unchanged`] for a value the source did not
 //!   resend (PostgreSQL's unchanged TOAST). Sinks keep the old value instead of writing null.
 //! - [`Position`]: typed, totally ordered source positions (per source kind).
-//! - [`TableSchema`]: versioned table schemas.
+//! - [`TableSchema`]: versioned table schemas; [`Schema`]: the shape an [`Op::Schema`] event
+//!   carries when a table's columns change mid-stream.
 //! - [`Source`], [`Sink`], [`CheckpointStore`]: the contracts the engine relies on. The
 //!   central invariant is that a position is checkpointed, and confirmed to the source, only
 //!   after every sink fed by the source has durably accepted every change up to it.
@@ -28,7 +29,7 @@ pub use change::{Change, Op, Row, TxMeta};
 pub use checkpoint::{Checkpoint, CheckpointStore, MemoryCheckpointStore};
 pub use error::{Error, ErrorClass, Result};
 pub use position::{PgLsn, PgSnapshotProgress, Position, SqlitePosition};
-pub use schema::{Column, TableSchema};
+pub use schema::{Column, Schema, SchemaColumn, TableSchema};
 pub use sink::Sink;
 pub use source::{Lag, Source, SourceBatch, SourcePoll};
 pub use value::Value;

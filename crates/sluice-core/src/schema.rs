@@ -15,6 +15,36 @@ pub struct Column {
     pub nullable: bool,
 }
 
+/// A table's shape as an [`crate::Op::Schema`] event carries it: the columns that the changes
+/// after the event use, in table order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Schema {
+    /// Columns in table order.
+    pub columns: Vec<SchemaColumn>,
+}
+
+/// One column of a [`Schema`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchemaColumn {
+    /// Column name.
+    pub name: Arc<str>,
+    /// The type as the source names it (`integer`, `numeric(12,2)`, `text[]`, ...).
+    #[serde(rename = "type")]
+    pub type_name: Arc<str>,
+    /// True for the columns that make up the events' `key`.
+    pub key: bool,
+}
+
+impl Schema {
+    /// A rough in-memory size, used for batching by bytes.
+    pub fn approx_bytes(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|c| 16 + c.name.len() + c.type_name.len())
+            .sum()
+    }
+}
+
 /// The shape of a table at some point in the stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableSchema {

@@ -64,6 +64,7 @@ impl Gen {
                         snapshot: false,
                     }),
                     tx: None,
+                    schema: None,
                 }
             })
             .collect();

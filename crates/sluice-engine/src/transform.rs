@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sluice_config::{FilterTransform, SelectTransform, TransformKind, table_matches};
-use sluice_core::{Change, Op, Row};
+use sluice_core::{Change, Op, Row, Schema, SchemaColumn};
 
 /// A compiled transform.
 #[derive(Debug, Clone)]
@@ -66,6 +66,19 @@ impl Transform {
                 change.key = rename(std::mem::take(&mut change.key), false);
                 change.before = change.before.map(|r| rename(r, true));
                 change.after = change.after.map(|r| rename(r, true));
+                // A schema event describes the columns the rows after it carry.
+                change.schema = change.schema.map(|schema| {
+                    let columns = schema
+                        .columns
+                        .iter()
+                        .filter(|col| keep_column(&col.name))
+                        .map(|col| SchemaColumn {
+                            name: s.rename.get(&*col.name).unwrap_or(&col.name).clone(),
+                            ..col.clone()
+                        })
+                        .collect();
+                    Arc::new(Schema { columns })
+                });
                 Some(change)
             }
         }
@@ -107,6 +120,7 @@ mod tests {
                 snapshot: false,
             }),
             tx: None,
+            schema: None,
         }
     }
 
@@ -141,5 +155,25 @@ mod tests {
         assert_eq!(out.key, row(&[("user_id", 1)]));
         let untouched = t.apply(change("main.orders", Op::Insert)).unwrap();
         assert_eq!(untouched.after, change("main.orders", Op::Insert).after);
+
+        // A schema event's columns get the same treatment as the rows after it.
+        let column = |name: &str, key: bool| SchemaColumn {
+            name: name.into(),
+            type_name: "integer".into(),
+            key,
+        };
+        let mut schema = change("main.users", Op::Schema);
+        schema.schema = Some(Arc::new(Schema {
+            columns: vec![
+                column("id", true),
+                column("secret", false),
+                column("email", false),
+            ],
+        }));
+        let out = t.apply(schema).unwrap().schema.unwrap();
+        assert_eq!(
+            out.columns,
+            [column("user_id", true), column("mail", false)]
+        );
     }
 }

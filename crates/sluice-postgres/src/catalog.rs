@@ -30,6 +30,9 @@ pub(crate) struct Table {
 pub(crate) struct TableColumn {
     pub name: Arc<str>,
     pub type_oid: u32,
+    pub type_modifier: i32,
+    /// `format_type(type, modifier)`: `integer`, `numeric(12,2)`, `text[]`, ...
+    pub type_name: Arc<str>,
 }
 
 impl Table {
@@ -64,7 +67,8 @@ const ALL_TABLES_WITH_KEY: &str = "SELECT n.nspname::text, c.relname::text FROM 
     AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
     ORDER BY 1, 2";
 
-const COLUMNS: &str = "SELECT a.attname::text, a.atttypid FROM pg_attribute a \
+const COLUMNS: &str = "SELECT a.attname::text, a.atttypid, a.atttypmod, \
+    format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
     WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
     ORDER BY a.attnum";
 
@@ -125,6 +129,8 @@ pub(crate) async fn table(client: &Client, schema: &str, name: &str) -> Result<T
         .map(|r| TableColumn {
             name: Arc::from(r.get::<_, String>(0)),
             type_oid: r.get(1),
+            type_modifier: r.get(2),
+            type_name: Arc::from(r.get::<_, String>(3)),
         })
         .collect();
     let key_rows = client

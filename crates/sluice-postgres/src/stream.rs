@@ -10,10 +10,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_config::model::PrimaryKeyChange;
-use sluice_core::{Change, Error, Op, PgLsn, Position, Result, Row, SourceBatch, TxMeta, Value};
+use sluice_core::{
+    Change, Error, Op, PgLsn, Position, Result, Row, Schema, SchemaColumn, SourceBatch, TxMeta,
+    Value,
+};
 
 use crate::catalog::Table;
 use crate::pgoutput::{Cell, Message, OldTuple, Relation, ReplicaIdentity, Tuple};
+use crate::types::names::builtin_type_name;
 use crate::types::text_to_value_owned;
 
 /// Prefix of the heartbeat messages sluice writes with `pg_logical_emit_message`.
@@ -27,6 +31,9 @@ struct Rel {
     key: Vec<usize>,
     captured: bool,
 }
+
+/// A column as schema changes are detected: name, type OID and type modifier.
+type ColumnSig = (Arc<str>, u32, i32);
 
 #[derive(Debug)]
 struct Tx {
@@ -52,6 +59,13 @@ pub(crate) struct Converter {
     taken: PgLsn,
     /// How primary-key changes are emitted.
     key_change: PrimaryKeyChange,
+    /// The last known columns of each captured table (from the catalog at start, then from
+    /// Relation messages): a Relation that differs yields a schema event.
+    shapes: HashMap<Arc<str>, Vec<ColumnSig>>,
+    /// Type names by (OID, modifier), from the catalog at start.
+    type_names: HashMap<(u32, i32), Arc<str>>,
+    /// Names of non-built-in types, from Type messages.
+    user_types: HashMap<u32, Arc<str>>,
 }
 
 impl Converter {
@@ -69,6 +83,23 @@ impl Converter {
             committed: start,
             taken: start,
             key_change: PrimaryKeyChange::default(),
+            shapes: tables
+                .iter()
+                .map(|t| {
+                    let columns = t
+                        .columns
+                        .iter()
+                        .map(|c| (c.name.clone(), c.type_oid, c.type_modifier))
+                        .collect();
+                    (Arc::from(t.qualified()), columns)
+                })
+                .collect(),
+            type_names: tables
+                .iter()
+                .flat_map(|t| &t.columns)
+                .map(|c| ((c.type_oid, c.type_modifier), c.type_name.clone()))
+                .collect(),
+            user_types: HashMap::new(),
         }
     }
 
@@ -129,6 +160,19 @@ impl Converter {
                 self.tx = None;
             }
             Message::Relation(rel) => self.relation(rel),
+            Message::Type {
+                oid,
+                namespace,
+                name,
+                ..
+            } => {
+                let qualified = if namespace.is_empty() || namespace == "public" {
+                    name
+                } else {
+                    format!("{namespace}.{name}")
+                };
+                self.user_types.insert(oid, Arc::from(qualified));
+            }
             Message::Insert { rel, new, .. } => {
                 let Some(r) = self.captured(rel)? else {
                     return Ok(());
@@ -204,8 +248,8 @@ impl Converter {
                     }
                 }
             }
-            // Heartbeats and other logical messages, types and origins carry no row changes.
-            Message::Message { .. } | Message::Type { .. } | Message::Origin { .. } => {}
+            // Heartbeats and other logical messages, and origins, carry no row changes.
+            Message::Message { .. } | Message::Origin { .. } => {}
             other => {
                 return Err(Error::permanent(format!(
                     "pgoutput sent a {} message, which protocol version 1 does not have",
@@ -240,15 +284,58 @@ impl Converter {
         if key.is_empty() {
             key = (0..columns.len()).collect();
         }
+        let captured = configured.is_some();
+        let signature: Vec<ColumnSig> = rel
+            .columns
+            .iter()
+            .zip(&columns)
+            .map(|(c, (name, _))| (name.clone(), c.type_oid, c.type_modifier))
+            .collect();
+        let schema = (captured && self.shapes.get(&table) != Some(&signature)).then(|| Schema {
+            columns: rel
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| SchemaColumn {
+                    name: columns[i].0.clone(),
+                    type_name: self.type_name(c.type_oid, c.type_modifier),
+                    key: key.contains(&i),
+                })
+                .collect(),
+        });
+        if captured {
+            self.shapes.insert(table.clone(), signature);
+        }
         self.relations.insert(
             rel.oid,
             Rel {
                 table,
                 columns,
                 key,
-                captured: configured.is_some(),
+                captured,
             },
         );
+        // The new shape comes before the first change that uses it.
+        if let Some(schema) = schema {
+            let mut change = self.change(Op::Schema, rel.oid, Row::default(), None, None);
+            change.schema = Some(Arc::new(schema));
+            self.push(change);
+        }
+    }
+
+    /// A type's name: as the catalog spelled it at start, as a built-in, as a Type message
+    /// named it, else by OID.
+    fn type_name(&self, oid: u32, typmod: i32) -> Arc<str> {
+        if let Some(name) = self.type_names.get(&(oid, typmod)) {
+            return name.clone();
+        }
+        if let Some(name) = builtin_type_name(oid, typmod) {
+            return Arc::from(name);
+        }
+        if let Some(name) = self.user_types.get(&oid) {
+            return name.clone();
+        }
+        Arc::from(format!("oid {oid}"))
     }
 
     fn captured(&self, oid: u32) -> Result<Option<&Rel>> {
@@ -292,6 +379,7 @@ impl Converter {
             after,
             position: pg(self.committed),
             tx,
+            schema: None,
         }
     }
 

@@ -11,6 +11,7 @@
 //! OIDs, ...) are [`Value::Text`] too.
 
 mod array;
+pub(crate) mod names;
 #[cfg(test)]
 mod tests;
 

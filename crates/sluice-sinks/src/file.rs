@@ -160,6 +160,7 @@ mod tests {
                 snapshot: false,
             }),
             tx: None,
+            schema: None,
         }
     }
 

@@ -186,6 +186,7 @@ pub(crate) fn decode(entry: Entry, table: &Table, source: &Arc<str>) -> Result<V
         after,
         position: position.clone(),
         tx: None,
+        schema: None,
     };
     match entry.op.as_str() {
         "insert" => {

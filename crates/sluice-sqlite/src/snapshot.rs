@@ -83,6 +83,7 @@ pub(crate) fn read<'t>(
                 after: Some(row),
                 position: in_snapshot.clone(),
                 tx: None,
+                schema: None,
             });
             count += 1;
             if changes.len() >= batch_size {

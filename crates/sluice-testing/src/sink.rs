@@ -52,6 +52,7 @@ pub fn change(op: Op, id: i64, val: &str, seq: i64) -> Change {
             snapshot: false,
         }),
         tx: None,
+        schema: None,
     }
 }
 

@@ -40,7 +40,7 @@ pub trait SourceHarness: Send {
 /// Apply one change to `state`, if it is for `table`. Panics on a change that does not fit
 /// the test table, naming it.
 pub fn apply(state: &mut State, table: &str, change: &Change) {
-    if &*change.table != table {
+    if &*change.table != table || change.op == Op::Schema {
         return;
     }
     let id = match change.key.get("id") {
@@ -62,6 +62,7 @@ pub fn apply(state: &mut State, table: &str, change: &Change) {
             state.remove(&id);
         }
         Op::Truncate => state.clear(),
+        Op::Schema => {}
     }
 }
 

@@ -209,6 +209,9 @@ pub fn fold(events: &[serde_json::Value]) -> Folded {
             f.state.clear();
             continue;
         }
+        if op == "schema" {
+            continue;
+        }
         let id = e["key"]["id"].as_i64().unwrap();
         match op {
             "read" | "insert" | "update" => {

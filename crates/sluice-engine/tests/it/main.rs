@@ -34,6 +34,7 @@ fn change(seq: i64) -> Change {
         after: Some(row),
         position: pos(seq),
         tx: None,
+        schema: None,
     }
 }
 

@@ -181,5 +181,6 @@ fn change(shared: &Shared, table: &TableShape, line: &[u8], position: &Position)
         after: Some(after),
         position: position.clone(),
         tx: None,
+        schema: None,
     }
 }

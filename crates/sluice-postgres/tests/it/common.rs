@@ -212,6 +212,7 @@ pub fn fold(changes: &[Change], table: &str) -> BTreeMap<i64, Row> {
                 rows.remove(&int(&c.key, "id"));
             }
             Op::Truncate => rows.clear(),
+            Op::Schema => {}
         }
     }
     rows

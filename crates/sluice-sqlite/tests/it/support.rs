@@ -120,6 +120,7 @@ pub fn apply(image: &mut Image, change: &Change) {
             image.remove(&key);
         }
         Op::Truncate => image.clear(),
+        Op::Schema => {}
     }
 }
 
