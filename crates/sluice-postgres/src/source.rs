@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 
 use crate::capture::{self, CHANNEL_CAPACITY, Plan, Task};
 use crate::catalog::{self, identity_problem};
-use crate::conn::{connect, ident, pg_error};
+use crate::conn::{connect, ident, literal, pg_error};
 use crate::lifecycle::{ensure_publication, slot_problem, slot_state};
 use crate::replication::ReplicationConnection;
 
@@ -315,12 +315,30 @@ async fn flush_lsn(side: &mut Option<Client>, config: &PostgresSourceConfig) -> 
     if side.as_ref().is_none_or(Client::is_closed) {
         *side = connect(config).await.ok();
     }
-    let row = side
-        .as_ref()?
-        .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
-        .await
-        .ok()?;
-    row.get::<_, String>(0).parse().ok()
+    let client = side.as_ref()?;
+    let read = async |sql: &str| -> Option<(PgLsn, PgLsn)> {
+        let row = client.query_one(sql, &[]).await.ok()?;
+        let lsn = |i: usize| row.get::<_, String>(i).parse().ok();
+        Some((lsn(0)?, lsn(1)?))
+    };
+    const LSNS: &str = "SELECT pg_current_wal_flush_lsn()::text, pg_current_wal_insert_lsn()::text";
+    let (flush, insert) = read(LSNS).await?;
+    if insert <= flush {
+        return Some(flush);
+    }
+    // Commits made with `synchronous_commit = off` are acknowledged before their WAL is
+    // flushed, and decoding reads only flushed WAL: flush them now, so `run --once` delivers
+    // every transaction committed before it looked. (A commit that wrote no WAL of its own
+    // would not flush synchronously; the transactional message makes it write some.)
+    let sql = format!(
+        "BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, {}, ''); COMMIT;",
+        literal(crate::stream::HEARTBEAT_PREFIX)
+    );
+    if let Err(e) = client.batch_execute(&sql).await {
+        tracing::debug!(error = %e, "could not flush the WAL before an idle check");
+        return Some(flush);
+    }
+    read(LSNS).await.map(|(flush, _)| flush)
 }
 
 #[async_trait]
@@ -401,11 +419,18 @@ impl Source for PostgresSource {
                         *running.idle_target.insert(flush)
                     }
                 };
-                if at >= target {
-                    running.idle_target = None;
-                    return Ok(SourcePoll::Idle);
+                if at < target {
+                    return Ok(SourcePoll::Pending);
                 }
-                return Ok(SourcePoll::Pending);
+                running.idle_target = None;
+                // The task hands a batch over before it publishes the keepalive position
+                // after it, so one that arrived since the timeout is in the channel now:
+                // deliver it rather than report idle (`run --once` would stop without it).
+                match running.batches.try_recv() {
+                    Ok(received) => Some(received),
+                    Err(mpsc::error::TryRecvError::Empty) => return Ok(SourcePoll::Idle),
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
             }
         };
         running.idle_target = None;

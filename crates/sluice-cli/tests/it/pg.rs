@@ -50,9 +50,12 @@ impl Pg {
 
     /// Flush the server's WAL. The test server runs with `synchronous_commit = off`, so the
     /// last commits may not be flushed yet, and logical decoding only reads flushed WAL; a
-    /// synchronous commit flushes everything before it.
+    /// synchronous commit flushes everything before it. (Only a commit that wrote WAL of its
+    /// own flushes: a bare `txid_current()` transaction does not.)
     pub fn flush_wal(&self) {
-        self.exec("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;");
+        self.exec(
+            "BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'test_flush', ''); COMMIT;",
+        );
     }
 
     /// `SELECT id, val, n, doc FROM items` as the state the events must fold into.

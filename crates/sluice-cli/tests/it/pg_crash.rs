@@ -112,3 +112,34 @@ fn pg_sigkill_mid_snapshot_and_mid_stream_loses_nothing() {
     std::fs::remove_dir_all(&dir).unwrap();
     db.finish();
 }
+
+/// The test server commits with `synchronous_commit = off`: a commit is acknowledged before
+/// its WAL is flushed, and decoding reads only flushed WAL. `run --once` right after a commit
+/// must still deliver it (sluice flushes the WAL before it decides it is caught up), not stop
+/// at the older flush position and leave the commit for the next run.
+#[test]
+fn run_once_right_after_async_commits_delivers_them() {
+    let Some(db) = TestDb::from_env() else {
+        return;
+    };
+    db.client.exec(ITEMS);
+    db.client
+        .exec("INSERT INTO items VALUES (0, 'seed', 0, NULL)");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &db.url, &db.slot());
+    run_ok(sluice().args(["run", "--once", "-c"]).arg(&config));
+    for id in 1..=8 {
+        db.client.exec(&format!(
+            "INSERT INTO items VALUES ({id}, 'async', 0, NULL); UPDATE items SET n = {id} WHERE id = 0"
+        ));
+        run_ok(sluice().args(["run", "--once", "-c"]).arg(&config));
+        let state = fold(&events(&dir.path().join("out.jsonl"))).state;
+        assert!(
+            state.contains_key(&id) && state.get(&0).map(|r| r.1) == Some(id),
+            "run --once after commit {id} stopped before it: {:?}",
+            state.get(&0)
+        );
+    }
+    drop(dir);
+    db.finish();
+}

@@ -2,6 +2,7 @@
 //! the chunks with `COPY (SELECT ...) TO STDOUT` and turning the rows into `read` changes,
 //! `batch_size` at a time, into its own bounded channel.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use super::chunk::Chunk;
 use crate::catalog::Table;
 use crate::conn::{ident, pg_error};
 use crate::copy_text::{self, CopyTextRows};
-use crate::types::text_to_value;
+use crate::types::{text_to_value, text_to_value_owned};
 
 /// What a worker sends for one chunk: its rows in batches, then the end.
 #[derive(Debug)]
@@ -161,7 +162,8 @@ fn change(shared: &Shared, table: &TableShape, line: &[u8], position: &Position)
         .iter()
         .map(|(name, type_oid)| {
             let value = match fields.next().flatten() {
-                Some(text) => text_to_value(*type_oid, &text),
+                Some(Cow::Borrowed(text)) => text_to_value(*type_oid, text),
+                Some(Cow::Owned(text)) => text_to_value_owned(*type_oid, text),
                 None => Value::Null,
             };
             (name.clone(), value)
