@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 /// Splits a stream of `COPY` text-format chunks into rows.
 #[derive(Debug, Default)]
-pub(crate) struct CopyTextRows {
+pub struct CopyTextRows {
     /// The start of a row whose newline has not arrived yet.
     partial: Vec<u8>,
 }
@@ -65,17 +65,21 @@ impl CopyTextRows {
 
 /// The fields of one row (without its newline): `None` for `\N` (NULL), else the unescaped
 /// text, borrowed when it had no escapes.
-pub(crate) fn fields(line: &[u8]) -> impl Iterator<Item = Option<Cow<'_, str>>> {
+pub fn fields(line: &[u8]) -> impl Iterator<Item = Option<Cow<'_, str>>> {
     line.split(|&b| b == b'\t').map(field)
 }
 
 /// One field: `\N` is NULL; anything else is unescaped.
-pub(crate) fn field(raw: &[u8]) -> Option<Cow<'_, str>> {
+pub fn field(raw: &[u8]) -> Option<Cow<'_, str>> {
     if raw == b"\\N" {
         return None;
     }
     if !raw.contains(&b'\\') {
-        return Some(String::from_utf8_lossy(raw));
+        // `from_utf8` is the fast check; the lossy path only for invalid bytes.
+        return Some(match std::str::from_utf8(raw) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(raw),
+        });
     }
     let bytes = unescape(raw);
     Some(Cow::Owned(match String::from_utf8(bytes) {

@@ -198,3 +198,19 @@ pub async fn teardown(config: &PostgresSourceConfig) -> Result<Vec<String>> {
 pub async fn check(config: &PostgresSourceConfig) -> Result<Vec<String>> {
     lifecycle::check(config).await
 }
+
+/// The pure parsers' crate-private entry points, for the fuzz targets in `fuzz/` (see
+/// `docs/reliability.md`). Not part of the API: nothing here is stable.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::copy_text::{CopyTextRows, field, fields};
+    pub use crate::replication::protocol::{
+        MAX_MESSAGE_BYTES, ProtocolError, ReplicationMessage, ServerError, frame_len,
+        parse_error_fields, parse_replication_message,
+    };
+
+    /// The bytes the server would send for a message: the test encoder, for the
+    /// decode-encode-decode round trip. Only with `--cfg fuzzing`.
+    #[cfg(fuzzing)]
+    pub use crate::pgoutput::builder::encode as encode_pgoutput;
+}

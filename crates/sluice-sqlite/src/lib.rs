@@ -122,3 +122,10 @@ pub async fn check(config: &SqliteSourceConfig) -> Result<Vec<String>> {
 pub fn introspect(path: &Path) -> Result<Vec<TableInfo>> {
     introspect::introspect(path)
 }
+
+/// The row-image decoder, for the fuzz target in `fuzz/` (see `docs/reliability.md`). Not part
+/// of the API: nothing here is stable.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::value::decode_image;
+}

@@ -95,7 +95,7 @@ fn json_string(text: &str) -> String {
 
 /// Decode a row image written by the triggers. Columns come out in `columns` order; members
 /// that are not in `columns` (a column dropped since the image was written) follow, by name.
-pub(crate) fn decode_image(text: &str, columns: &[Arc<str>]) -> Result<Row, String> {
+pub fn decode_image(text: &str, columns: &[Arc<str>]) -> Result<Row, String> {
     let parsed: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
     let serde_json::Value::Object(mut members) = parsed else {

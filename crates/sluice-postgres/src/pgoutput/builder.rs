@@ -1,4 +1,5 @@
-//! Test-only: builds pgoutput bytes, by hand ([`Bytes`]) or from a [`Message`] ([`encode`]).
+//! Test- and fuzz-only (built with `--cfg fuzzing` for the round trip in `fuzz/`): builds
+//! pgoutput bytes, by hand ([`Bytes`]) or from a [`Message`] ([`encode`]).
 
 use super::{Cell, DecodeContext, Message, OldTuple, PrepareInfo, Relation, Tuple};
 
@@ -78,7 +79,7 @@ impl Bytes {
 
 /// The bytes the server would send for `message`. The streaming xid of data messages is
 /// written when the message has one, so `ctx` is only consulted for Stream Abort.
-pub(crate) fn encode(message: &Message, ctx: &DecodeContext) -> Vec<u8> {
+pub fn encode(message: &Message, ctx: &DecodeContext) -> Vec<u8> {
     let b = Bytes::tag(message.kind().tag());
     let b = match message {
         Message::Begin {

@@ -28,8 +28,8 @@ mod message;
 mod reader;
 mod tuple;
 
-#[cfg(test)]
-mod builder;
+#[cfg(any(test, fuzzing))]
+pub(crate) mod builder;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

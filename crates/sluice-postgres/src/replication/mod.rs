@@ -2,7 +2,7 @@
 //! published crate speaks CopyBoth completely (see `DEPENDENCIES.md`).
 
 mod connection;
-mod protocol;
+pub(crate) mod protocol;
 
 pub(crate) use connection::ReplicationConnection;
 pub(crate) use protocol::{ReplicationMessage, parse_replication_message, standby_status_update};

@@ -12,12 +12,12 @@ use sluice_core::PgLsn;
 const UNIX_TO_PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// Largest backend message accepted (PostgreSQL never sends more than 1 GiB in one).
-pub(crate) const MAX_MESSAGE_BYTES: usize = 1 << 30;
+pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
 /// A malformed message; the text says what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed {0}")]
-pub(crate) struct ProtocolError(pub String);
+pub struct ProtocolError(pub String);
 
 /// One backend message: its type byte and body (without the length).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub(crate) struct BackendMessage {
 }
 
 /// If `buf` starts with a whole message, its total length (type byte + length + body).
-pub(crate) fn frame_len(buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
     let Some(header) = buf.get(..5) else {
         return Ok(None);
     };
@@ -110,7 +110,7 @@ impl<'a> Cursor<'a> {
 
 /// The fields of an ErrorResponse or NoticeResponse that sluice shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct ServerError {
+pub struct ServerError {
     pub severity: String,
     pub code: String,
     pub message: String,
@@ -118,7 +118,7 @@ pub(crate) struct ServerError {
     pub hint: Option<String>,
 }
 
-pub(crate) fn parse_error_fields(body: &[u8]) -> Result<ServerError, ProtocolError> {
+pub fn parse_error_fields(body: &[u8]) -> Result<ServerError, ProtocolError> {
     let mut c = Cursor::new(body, "ErrorResponse");
     let mut e = ServerError::default();
     loop {
@@ -142,7 +142,7 @@ pub(crate) fn parse_error_fields(body: &[u8]) -> Result<ServerError, ProtocolErr
 
 /// What a CopyData message of a logical replication stream carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ReplicationMessage<'a> {
+pub enum ReplicationMessage<'a> {
     /// `'w'`: WAL data; for logical replication one pgoutput message.
     XLogData {
         wal_start: PgLsn,
@@ -156,9 +156,7 @@ pub(crate) enum ReplicationMessage<'a> {
     },
 }
 
-pub(crate) fn parse_replication_message(
-    payload: &[u8],
-) -> Result<ReplicationMessage<'_>, ProtocolError> {
+pub fn parse_replication_message(payload: &[u8]) -> Result<ReplicationMessage<'_>, ProtocolError> {
     let mut c = Cursor::new(payload, "replication CopyData");
     match c.u8("the message type")? {
         b'w' => {
