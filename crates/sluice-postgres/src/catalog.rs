@@ -23,6 +23,8 @@ pub(crate) struct Table {
     pub key: Vec<Arc<str>>,
     /// True when the table has a primary key.
     pub has_primary_key: bool,
+    /// True for a partitioned table (its rows live in partitions).
+    pub partitioned: bool,
 }
 
 /// One column of a captured table.
@@ -55,7 +57,7 @@ pub(crate) fn split_name(name: &str) -> (String, String) {
     }
 }
 
-const FIND_TABLE: &str = "SELECT c.oid, c.relreplident::text FROM pg_class c \
+const FIND_TABLE: &str = "SELECT c.oid, c.relreplident::text, c.relkind = 'p' FROM pg_class c \
     JOIN pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.relkind IN ('r', 'p') AND n.nspname = $1 AND c.relname = $2";
 
@@ -120,6 +122,7 @@ pub(crate) async fn table(client: &Client, schema: &str, name: &str) -> Result<T
         })?;
     let oid: u32 = row.get(0);
     let identity: String = row.get(1);
+    let partitioned: bool = row.get(2);
     let replica_identity = identity.chars().next().unwrap_or('d');
     let columns: Vec<TableColumn> = client
         .query(COLUMNS, &[&oid])
@@ -158,6 +161,7 @@ pub(crate) async fn table(client: &Client, schema: &str, name: &str) -> Result<T
         columns,
         key,
         has_primary_key,
+        partitioned,
     })
 }
 

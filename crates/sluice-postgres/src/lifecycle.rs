@@ -105,9 +105,11 @@ pub(crate) async fn ensure_publication(
     let sql_list = |ts: &[&Table]| ts.iter().map(|t| t.sql()).collect::<Vec<_>>().join(", ");
     if !publication_exists(client, publication).await? {
         let all: Vec<&Table> = tables.iter().collect();
+        // Changes to a partitioned table are published as the table itself, not as the
+        // partition the row lives in (which sluice does not capture).
         client
             .batch_execute(&format!(
-                "CREATE PUBLICATION {} FOR TABLE {}",
+                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)",
                 ident(publication),
                 sql_list(&all)
             ))
@@ -118,13 +120,36 @@ pub(crate) async fn ensure_publication(
             list(&all)
         )]);
     }
+    let mut done = Vec::new();
+    if let Some(table) = tables.iter().find(|t| t.partitioned)
+        && !via_partition_root(client, publication).await?
+    {
+        // Without it the server publishes a partitioned table's changes under the names of
+        // its partitions, which sluice would not recognise: they would be skipped.
+        client
+            .batch_execute(&format!(
+                "ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
+                ident(publication)
+            ))
+            .await
+            .map_err(|e| {
+                pg_error(
+                    e,
+                    &format!("setting publish_via_partition_root on publication \"{publication}\""),
+                )
+            })?;
+        done.push(format!(
+            "set publish_via_partition_root on publication \"{publication}\" (\"{}\" is partitioned)",
+            table.qualified()
+        ));
+    }
     let covered = published(client, publication).await?;
     let missing: Vec<&Table> = tables
         .iter()
         .filter(|t| !covered.contains(&t.qualified()))
         .collect();
     if missing.is_empty() {
-        return Ok(Vec::new());
+        return Ok(done);
     }
     client
         .batch_execute(&format!(
@@ -139,10 +164,23 @@ pub(crate) async fn ensure_publication(
                 &format!("adding tables to publication \"{publication}\""),
             )
         })?;
-    Ok(vec![format!(
+    done.push(format!(
         "added {} to publication \"{publication}\"",
         list(&missing)
-    )])
+    ));
+    Ok(done)
+}
+
+/// Whether the publication publishes partitions' changes as their partitioned table.
+async fn via_partition_root(client: &Client, publication: &str) -> Result<bool> {
+    Ok(client
+        .query_one(
+            "SELECT pubviaroot FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| pg_error(e, &format!("reading publication \"{publication}\"")))?
+        .get(0))
 }
 
 async fn current_database(client: &Client) -> Result<String> {

@@ -365,3 +365,53 @@ async fn primary_key_change_under_full_identity_fills_unchanged_toast() {
     drop(d);
     db.finish().await;
 }
+
+#[tokio::test]
+async fn partitioned_table_changes_arrive_under_the_table_name() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+         CREATE TABLE m_low PARTITION OF m FOR VALUES FROM (0) TO (100);
+         CREATE TABLE m_high PARTITION OF m FOR VALUES FROM (100) TO (200);
+         INSERT INTO m VALUES (1, 'a'), (150, 'b');",
+    )
+    .await;
+    let mut config = db.config("app");
+    config.tables = vec!["public.m".into()];
+    // A publication made without `publish_via_partition_root` (the server would publish the
+    // changes as m_low and m_high): sluice sets it.
+    db.exec(&format!(
+        "CREATE PUBLICATION {} FOR TABLE m",
+        config.publication
+    ))
+    .await;
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(2).await;
+    // Inserts into both partitions, an update that moves a row across them, a delete.
+    db.exec(
+        "INSERT INTO m VALUES (2, 'c'), (160, 'd');
+         UPDATE m SET v = 'a2' WHERE id = 1;
+         UPDATE m SET id = 120 WHERE id = 2;
+         DELETE FROM m WHERE id = 150;",
+    )
+    .await;
+    d.until("the delete", |c| {
+        c.iter()
+            .any(|c| c.op == Op::Delete && int(&c.key, "id") == 150)
+    })
+    .await;
+    d.drain().await;
+    assert!(
+        d.changes.iter().all(|c| &*c.table == "public.m"),
+        "{:?}",
+        ops(&d.changes)
+    );
+    assert_eq!(
+        folded_id_text(&d.changes, "public.m"),
+        id_text(&db.client, "m").await
+    );
+    drop(d);
+    db.finish().await;
+}
