@@ -135,8 +135,9 @@ pub struct PostgresSourceConfig {
     /// [`crate::redact_url`] on [`Secret::expose`] to show it. The user needs the
     /// `REPLICATION` attribute (or superuser).
     pub url: Secret,
-    /// Tables to capture, `schema.table` or `table` (meaning `public.table`); empty means
-    /// every table with a primary key in every non-system schema.
+    /// Tables to capture, `schema.table` or `table` (meaning `public.table`); empty means the
+    /// tables with a key in `publication` when it exists, else every table with a primary
+    /// key in every non-system schema.
     #[serde(default)]
     pub tables: Vec<String>,
     /// Logical replication slot name (lowercase letters, digits and `_`, at most 63 bytes).

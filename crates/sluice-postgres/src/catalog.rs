@@ -82,17 +82,58 @@ const KEY_COLUMNS: &str = "SELECT i.indisprimary, i.indisreplident, a.attname::t
     WHERE i.indrelid = $1 AND (i.indisprimary OR i.indisreplident) \
     ORDER BY i.indisprimary DESC, k.ord";
 
-/// The tables `config` captures, read from the catalog. A configured table that does not
-/// exist is a permanent error; so is an empty result.
+/// The tables an existing publication covers, each with whether it has a usable key (a
+/// primary key, or replica identity full or index).
+const PUBLICATION_TABLES: &str = "SELECT p.schemaname::text, p.tablename::text, \
+    c.relreplident IN ('f', 'i') OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+    FROM pg_publication_tables p \
+    JOIN pg_namespace n ON n.nspname = p.schemaname \
+    JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename \
+    WHERE p.pubname = $1 ORDER BY 1, 2";
+
+/// The tables `config` captures, read from the catalog: the configured ones; else, when the
+/// publication exists, its tables that have a key; else every table with a primary key. A
+/// configured table that does not exist is a permanent error; so is an empty result.
 pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> Result<Vec<Table>> {
+    let publication = &config.publication;
     let names: Vec<(String, String)> = if config.tables.is_empty() {
-        client
-            .query(ALL_TABLES_WITH_KEY, &[])
+        let exists = client
+            .query_opt(
+                "SELECT 1 FROM pg_publication WHERE pubname = $1",
+                &[publication],
+            )
             .await
-            .map_err(|e| pg_error(e, "listing tables"))?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
+            .map_err(|e| pg_error(e, &format!("reading publication \"{publication}\"")))?
+            .is_some();
+        if exists {
+            let rows = client
+                .query(PUBLICATION_TABLES, &[publication])
+                .await
+                .map_err(|e| pg_error(e, &format!("listing publication \"{publication}\"")))?;
+            let mut names = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let (schema, name, keyed): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
+                if keyed {
+                    names.push((schema, name));
+                } else {
+                    tracing::warn!(publication = %publication, table = %format!("{schema}.{name}"), "table in the publication has no primary key: not captured (hint: add one, or REPLICA IDENTITY FULL)");
+                }
+            }
+            if names.is_empty() {
+                return Err(Error::permanent(format!(
+                    "no tables to capture: publication \"{publication}\" has no table with a primary key (hint: add tables to it, or list tables in `tables`)"
+                )));
+            }
+            names
+        } else {
+            client
+                .query(ALL_TABLES_WITH_KEY, &[])
+                .await
+                .map_err(|e| pg_error(e, "listing tables"))?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect()
+        }
     } else {
         config.tables.iter().map(|t| split_name(t)).collect()
     };

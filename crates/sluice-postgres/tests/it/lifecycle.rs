@@ -123,3 +123,45 @@ async fn bad_password_is_a_permanent_error_without_the_password() {
     assert!(!e.is_transient(), "{e}");
     db.finish().await;
 }
+
+#[tokio::test]
+async fn an_existing_publication_decides_the_default_tables() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let config = db.config("app");
+    db.exec(&format!(
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         CREATE TABLE b (id int PRIMARY KEY, v text);
+         CREATE TABLE c (v text);
+         INSERT INTO a VALUES (1, 'a'); INSERT INTO b VALUES (1, 'b');
+         CREATE PUBLICATION {} FOR TABLE a, c;",
+        config.publication
+    ))
+    .await;
+    assert!(config.tables.is_empty());
+    let mut d = crate::common::Driver::start(&config, None).await;
+    d.until_count(1).await;
+    db.exec("INSERT INTO a VALUES (2, 'a2'); INSERT INTO b VALUES (2, 'b2');")
+        .await;
+    d.until_count(2).await;
+    d.drain().await;
+    // Only the publication's table with a key: not b (outside it), not c (no key).
+    let tables: Vec<&str> = d.changes.iter().map(|c| &*c.table).collect();
+    assert_eq!(tables, ["public.a", "public.a"]);
+    drop(d);
+    // The publication was left as it was.
+    let published: Vec<String> = db
+        .client
+        .query(
+            "SELECT tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1",
+            &[&config.publication],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(published, ["a", "c"]);
+    db.finish().await;
+}
