@@ -14,53 +14,6 @@ use sluice_postgres::types::{array_element_type, text_to_value, text_to_value_ow
 /// OIDs sluice does not map: interval, inet, money, int4range, record, an enum-like user OID.
 const UNMAPPED: [u32; 7] = [0, 1186, 869, 790, 3904, 2249, 16_385];
 
-const MAPPED: [u32; 44] = [
-    BOOL,
-    BYTEA,
-    CHAR,
-    NAME,
-    INT8,
-    INT2,
-    INT4,
-    TEXT,
-    OID,
-    JSON,
-    FLOAT4,
-    FLOAT8,
-    BPCHAR,
-    VARCHAR,
-    DATE,
-    TIME,
-    TIMESTAMP,
-    TIMESTAMPTZ,
-    TIMETZ,
-    NUMERIC,
-    UUID,
-    JSONB,
-    JSON_ARRAY,
-    BOOL_ARRAY,
-    BYTEA_ARRAY,
-    CHAR_ARRAY,
-    NAME_ARRAY,
-    INT2_ARRAY,
-    INT4_ARRAY,
-    TEXT_ARRAY,
-    BPCHAR_ARRAY,
-    VARCHAR_ARRAY,
-    INT8_ARRAY,
-    FLOAT4_ARRAY,
-    FLOAT8_ARRAY,
-    OID_ARRAY,
-    TIMESTAMP_ARRAY,
-    DATE_ARRAY,
-    TIME_ARRAY,
-    TIMESTAMPTZ_ARRAY,
-    NUMERIC_ARRAY,
-    TIMETZ_ARRAY,
-    UUID_ARRAY,
-    JSONB_ARRAY,
-];
-
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, bytes)) = data.split_first() else {
         return;

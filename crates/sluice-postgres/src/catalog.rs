@@ -97,14 +97,7 @@ const PUBLICATION_TABLES: &str = "SELECT p.schemaname::text, p.tablename::text, 
 pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> Result<Vec<Table>> {
     let publication = &config.publication;
     let names: Vec<(String, String)> = if config.tables.is_empty() {
-        let exists = client
-            .query_opt(
-                "SELECT 1 FROM pg_publication WHERE pubname = $1",
-                &[publication],
-            )
-            .await
-            .map_err(|e| pg_error(e, &format!("reading publication \"{publication}\"")))?
-            .is_some();
+        let exists = crate::lifecycle::publication_exists(client, publication).await?;
         if exists {
             let rows = client
                 .query(PUBLICATION_TABLES, &[publication])

@@ -309,9 +309,13 @@ fn parse_lsn(text: String, slot: &str) -> Result<PgLsn> {
     })
 }
 
-/// The server's WAL flush position, over the side connection (opened when needed); `None`
-/// when the server cannot be asked.
-async fn flush_lsn(side: &mut Option<Client>, config: &PostgresSourceConfig) -> Option<PgLsn> {
+/// Where the stream must reach to have delivered every transaction committed so far: the
+/// server's WAL flush position, after flushing any asynchronously committed WAL. Asked over
+/// the side connection (opened when needed); `None` when the server cannot be asked.
+async fn caught_up_target(
+    side: &mut Option<Client>,
+    config: &PostgresSourceConfig,
+) -> Option<PgLsn> {
     if side.as_ref().is_none_or(Client::is_closed) {
         *side = connect(config).await.ok();
     }
@@ -412,7 +416,8 @@ impl Source for PostgresSource {
                 let target = match running.idle_target {
                     Some(target) => target,
                     None => {
-                        let Some(flush) = flush_lsn(&mut self.side, &self.config).await else {
+                        let Some(flush) = caught_up_target(&mut self.side, &self.config).await
+                        else {
                             // The task reports what is wrong with the server.
                             return Ok(SourcePoll::Pending);
                         };

@@ -64,6 +64,54 @@ pub mod oid {
     pub const TIMETZ_ARRAY: u32 = 1270;
     pub const UUID_ARRAY: u32 = 2951;
     pub const JSONB_ARRAY: u32 = 3807;
+
+    /// Every OID above: the types [`super::text_to_value`] maps.
+    pub const MAPPED: [u32; 44] = [
+        BOOL,
+        BYTEA,
+        CHAR,
+        NAME,
+        INT8,
+        INT2,
+        INT4,
+        TEXT,
+        OID,
+        JSON,
+        FLOAT4,
+        FLOAT8,
+        BPCHAR,
+        VARCHAR,
+        DATE,
+        TIME,
+        TIMESTAMP,
+        TIMESTAMPTZ,
+        TIMETZ,
+        NUMERIC,
+        UUID,
+        JSONB,
+        JSON_ARRAY,
+        BOOL_ARRAY,
+        BYTEA_ARRAY,
+        CHAR_ARRAY,
+        NAME_ARRAY,
+        INT2_ARRAY,
+        INT4_ARRAY,
+        TEXT_ARRAY,
+        BPCHAR_ARRAY,
+        VARCHAR_ARRAY,
+        INT8_ARRAY,
+        FLOAT4_ARRAY,
+        FLOAT8_ARRAY,
+        OID_ARRAY,
+        TIMESTAMP_ARRAY,
+        DATE_ARRAY,
+        TIME_ARRAY,
+        TIMESTAMPTZ_ARRAY,
+        NUMERIC_ARRAY,
+        TIMETZ_ARRAY,
+        UUID_ARRAY,
+        JSONB_ARRAY,
+    ];
 }
 
 /// The element type of the array types sluice maps.
