@@ -13,8 +13,18 @@ use sluice_core::{Error, Result};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_postgres::config::Host;
 
+use super::lowat;
 use super::protocol::{BackendMessage, Cursor, ServerError, frame_len, parse_error_fields};
 use crate::conn::{CONNECT_TIMEOUT, SESSION_SETTINGS, parse_url, server_error, shown_url};
+
+/// The receive low-water mark while a backlog streams (see [`lowat`]).
+const LOWAT_BYTES: usize = 64 * 1024;
+/// A read at least this big means the server is sending faster than sluice wakes up: raise
+/// the mark.
+const LOWAT_TRIGGER: usize = 16 * 1024;
+/// How long a read waits with the mark raised before it is lowered: the most a trickle
+/// of changes arriving right after a backlog is delayed.
+const LOWAT_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
@@ -23,6 +33,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 pub(crate) struct ReplicationConnection {
     stream: Box<dyn Stream>,
     buf: BytesMut,
+    /// The TCP socket's low-water mark, when it can be set (TCP on Linux).
+    lowat: Option<LowWater>,
     /// The URL without its password, for messages.
     shown: String,
 }
@@ -33,6 +45,13 @@ impl std::fmt::Debug for ReplicationConnection {
             .field("url", &self.shown)
             .finish_non_exhaustive()
     }
+}
+
+/// A duplicate of the TCP socket's descriptor, to set its `SO_RCVLOWAT`, and whether the
+/// mark is raised.
+struct LowWater {
+    socket: std::os::fd::OwnedFd,
+    raised: bool,
 }
 
 /// Rows of a simple query, every value in text form.
@@ -65,12 +84,20 @@ impl ReplicationConnection {
             Error::transient(format!("cannot connect to postgres at \"{shown}\": {e}"))
                 .with_source(e)
         };
+        let mut lowat = None;
         let stream: Box<dyn Stream> = match pg.get_hosts().first() {
             Some(Host::Tcp(host)) => {
                 let s = tokio::net::TcpStream::connect((host.as_str(), port))
                     .await
                     .map_err(io_error)?;
                 s.set_nodelay(true).map_err(io_error)?;
+                if cfg!(target_os = "linux") {
+                    use std::os::fd::AsFd;
+                    lowat = s.as_fd().try_clone_to_owned().ok().map(|socket| LowWater {
+                        socket,
+                        raised: false,
+                    });
+                }
                 Box::new(s)
             }
             #[cfg(unix)]
@@ -92,6 +119,7 @@ impl ReplicationConnection {
         let mut conn = ReplicationConnection {
             stream,
             buf: BytesMut::with_capacity(64 * 1024),
+            lowat,
             shown,
         };
         conn.startup(&user, &database, pg.get_password()).await?;
@@ -259,17 +287,60 @@ impl ReplicationConnection {
 
     /// Read more bytes from the server into the buffer. Cancel-safe: bytes are kept only
     /// when the read completes.
+    ///
+    /// A read that finds a lot queued raises the socket's low-water mark, so the next one
+    /// is woken only once [`LOWAT_BYTES`] are there; if they do not come within
+    /// [`LOWAT_WAIT`], the mark is lowered and the read takes whatever is queued.
     pub async fn fill(&mut self) -> Result<()> {
         if self.buf.capacity() - self.buf.len() < 8192 {
             self.buf.reserve(64 * 1024);
         }
-        let read = self.stream.read_buf(&mut self.buf).await;
-        match read {
-            Ok(0) => Err(Error::transient(format!(
-                "replication connection to \"{}\" was closed by the server",
-                self.shown
-            ))),
-            Ok(_) => Ok(()),
+        loop {
+            let raised = self.lowat.as_ref().is_some_and(|l| l.raised);
+            let read = if raised {
+                tokio::select! {
+                    read = self.stream.read_buf(&mut self.buf) => read,
+                    _ = tokio::time::sleep(LOWAT_WAIT) => {
+                        self.set_lowat(false)?;
+                        continue;
+                    }
+                }
+            } else {
+                self.stream.read_buf(&mut self.buf).await
+            };
+            return match read {
+                Ok(0) => Err(Error::transient(format!(
+                    "replication connection to \"{}\" was closed by the server",
+                    self.shown
+                ))),
+                Ok(n) => {
+                    if !raised && n >= LOWAT_TRIGGER {
+                        self.set_lowat(true)?;
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(self.lost(e)),
+            };
+        }
+    }
+
+    /// Raise or lower the low-water mark. Failing to raise it only costs speed (the mark is
+    /// left alone from then on); failing to lower it would stall the stream, so that ends
+    /// the connection.
+    fn set_lowat(&mut self, raise: bool) -> Result<()> {
+        let Some(l) = self.lowat.as_mut() else {
+            return Ok(());
+        };
+        match lowat::set(&l.socket, if raise { LOWAT_BYTES } else { 1 }) {
+            Ok(()) => {
+                l.raised = raise;
+                Ok(())
+            }
+            Err(e) if raise => {
+                tracing::debug!(error = %e, "cannot set SO_RCVLOWAT; reading without it");
+                self.lowat = None;
+                Ok(())
+            }
             Err(e) => Err(self.lost(e)),
         }
     }

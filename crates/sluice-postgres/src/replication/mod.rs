@@ -2,6 +2,7 @@
 //! published crate speaks CopyBoth completely (see `DEPENDENCIES.md`).
 
 mod connection;
+mod lowat;
 pub(crate) mod protocol;
 
 pub(crate) use connection::ReplicationConnection;

@@ -415,3 +415,41 @@ async fn partitioned_table_changes_arrive_under_the_table_name() {
     drop(d);
     db.finish().await;
 }
+
+/// After a burst big enough to raise the socket's receive low-water mark, a lone change
+/// (far fewer bytes than the mark) still arrives at once: the mark is lowered when the
+/// burst ends instead of waiting for bytes that never come.
+#[tokio::test]
+async fn a_lone_change_after_a_burst_arrives_promptly() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec("CREATE TABLE b (id int PRIMARY KEY, v text)").await;
+    let mut config = db.config("app");
+    // No heartbeats: their messages must not be what ends the wait.
+    config.heartbeat_interval_ms = 0;
+    let mut d = Driver::start(&config, None).await;
+    d.drain().await;
+    for round in 0..3 {
+        let base = round * 100_000;
+        db.exec(&format!(
+            "INSERT INTO b SELECT {base} + g, repeat(md5(g::text), 6) FROM generate_series(1, 20000) g"
+        ))
+        .await;
+        let burst_end = d.changes.len() + 20_000;
+        d.until_count(burst_end).await;
+        db.exec(&format!("INSERT INTO b VALUES ({base} + 50000, 'lone')"))
+            .await;
+        let started = std::time::Instant::now();
+        d.until_count(burst_end + 1).await;
+        let waited = started.elapsed();
+        assert!(
+            waited < std::time::Duration::from_secs(5),
+            "round {round}: the lone change took {waited:?}"
+        );
+        let last = d.changes.last().unwrap();
+        assert_eq!(int(&last.key, "id"), base + 50_000);
+    }
+    drop(d);
+    db.finish().await;
+}
