@@ -7,7 +7,9 @@ use std::time::Duration;
 use sluice_config::model::PostgresSourceConfig;
 use sluice_config::redact_url;
 use sluice_core::{Error, ErrorClass, Result};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+use crate::tls::{MakeTls, TlsParams, is_permanent_tls_error, split_url};
 
 /// How long to wait for a connection (TCP, TLS-less startup and authentication).
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,22 +26,28 @@ pub(crate) const SESSION_SETTINGS: &[(&str, &str)] = &[
     ("client_encoding", "UTF8"),
 ];
 
-/// The parsed connection settings of a source's `url`.
-pub(crate) fn parse_url(config: &PostgresSourceConfig) -> Result<tokio_postgres::Config> {
+/// The parsed connection settings of a source's `url`, and its TLS parameters.
+pub(crate) fn parse_url(
+    config: &PostgresSourceConfig,
+) -> Result<(tokio_postgres::Config, TlsParams)> {
     let url = config.url.expose();
-    let mut pg = tokio_postgres::Config::from_str(url).map_err(|e| {
+    let (rest, tls) = split_url(url).map_err(|e| {
+        Error::permanent(format!("invalid postgres url \"{}\": {e}", redact_url(url)))
+    })?;
+    let mut pg = tokio_postgres::Config::from_str(&rest).map_err(|e| {
         Error::permanent(format!(
             "invalid postgres url \"{}\": {e} (hint: write postgres://user:password@host:port/database)",
             redact_url(url)
         ))
     })?;
+    pg.ssl_mode(tls.tokio_postgres_mode());
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(CONNECT_TIMEOUT);
     }
     if pg.get_application_name().is_none() {
         pg.application_name("sluice");
     }
-    Ok(pg)
+    Ok((pg, tls))
 }
 
 /// `url` without its password, for messages.
@@ -50,8 +58,8 @@ pub(crate) fn shown_url(config: &PostgresSourceConfig) -> String {
 /// Open an ordinary connection with the pinned session settings. The connection's I/O runs
 /// in a spawned task that ends when the [`Client`] is dropped.
 pub(crate) async fn connect(config: &PostgresSourceConfig) -> Result<Client> {
-    let pg = parse_url(config)?;
-    let connecting = pg.connect(NoTls);
+    let (pg, tls) = parse_url(config)?;
+    let connecting = pg.connect(MakeTls(tls.client_config()?));
     let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
         .map_err(|_| {
@@ -61,12 +69,7 @@ pub(crate) async fn connect(config: &PostgresSourceConfig) -> Result<Client> {
                 CONNECT_TIMEOUT.as_secs()
             ))
         })?
-        .map_err(|e| {
-            pg_error(
-                e,
-                &format!("connecting to postgres at \"{}\"", shown_url(config)),
-            )
-        })?;
+        .map_err(|e| connect_error(e, &tls, &shown_url(config)))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres connection closed");
@@ -81,6 +84,26 @@ pub(crate) async fn connect(config: &PostgresSourceConfig) -> Result<Client> {
         .await
         .map_err(|e| pg_error(e, "setting session parameters"))?;
     Ok(client)
+}
+
+/// A failed connection attempt: TLS failures that will recur (a certificate that does not
+/// verify, a server without TLS under a mode that needs it) are permanent.
+fn connect_error(e: tokio_postgres::Error, tls: &TlsParams, shown: &str) -> Error {
+    let what = format!("connecting to postgres at \"{shown}\"");
+    let text = e.to_string();
+    if text.contains("server does not support TLS") && tls.mode.required() {
+        return Error::permanent(format!(
+            "{what} failed: the server does not offer TLS, which the url's sslmode requires (hint: enable ssl on the server, or set sslmode=prefer or disable)"
+        ));
+    }
+    let tls_failure = std::error::Error::source(&e).is_some_and(is_permanent_tls_error);
+    if tls_failure {
+        return Error::permanent(format!(
+            "{what} failed: {}",
+            crate::tls::describe(&e as &(dyn std::error::Error + 'static))
+        ));
+    }
+    pg_error(e, &what)
 }
 
 /// The class of a server error by its SQLSTATE: connection trouble, shutdowns, resource

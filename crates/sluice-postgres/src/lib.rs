@@ -169,6 +169,7 @@ mod snapshot;
 mod source;
 mod stream;
 mod timestamp;
+mod tls;
 pub mod types;
 
 use sluice_config::model::PostgresSourceConfig;

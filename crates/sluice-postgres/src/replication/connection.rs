@@ -16,6 +16,7 @@ use tokio_postgres::config::Host;
 use super::lowat;
 use super::protocol::{BackendMessage, Cursor, ServerError, frame_len, parse_error_fields};
 use crate::conn::{CONNECT_TIMEOUT, SESSION_SETTINGS, parse_url, server_error, shown_url};
+use crate::tls::{self, TlsParams};
 
 /// The receive low-water mark while a backlog streams (see [`lowat`]).
 const LOWAT_BYTES: usize = 64 * 1024;
@@ -47,6 +48,49 @@ impl std::fmt::Debug for ReplicationConnection {
     }
 }
 
+/// Ask the server for TLS (`SSLRequest`) unless `sslmode=disable`, and wrap `s` in it when
+/// the server agrees; refuse a server without TLS when the mode requires it.
+async fn negotiate_tls(
+    mut s: tokio::net::TcpStream,
+    tls: &TlsParams,
+    host: &str,
+    shown: &str,
+) -> Result<Box<dyn Stream>> {
+    let Some(config) = tls.client_config()? else {
+        return Ok(Box::new(s));
+    };
+    let lost = |e: std::io::Error| {
+        Error::transient(format!("cannot connect to postgres at \"{shown}\": {e}")).with_source(e)
+    };
+    // Length 8, then the SSLRequest code 1234.5679.
+    s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        .await
+        .map_err(lost)?;
+    let mut answer = [0u8; 1];
+    s.read_exact(&mut answer).await.map_err(lost)?;
+    match answer[0] {
+        b'S' => match tls::handshake(config, host, s).await {
+            Ok(tls) => Ok(Box::new(tls)),
+            Err(e) => {
+                let text = tls::describe(&e);
+                let message = format!("TLS with postgres at \"{shown}\" failed: {text}");
+                if tls::is_permanent_tls_error(&e) {
+                    Err(Error::permanent(message))
+                } else {
+                    Err(Error::transient(message).with_source(e))
+                }
+            }
+        },
+        b'N' if tls.mode.required() => Err(Error::permanent(format!(
+            "postgres at \"{shown}\" does not offer TLS, which the url's sslmode requires (hint: enable ssl on the server, or set sslmode=prefer or disable)"
+        ))),
+        b'N' => Ok(Box::new(s)),
+        other => Err(Error::permanent(format!(
+            "postgres at \"{shown}\" answered the TLS request with byte {other:#04x} instead of S or N"
+        ))),
+    }
+}
+
 /// A duplicate of the TCP socket's descriptor, to set its `SO_RCVLOWAT`, and whether the
 /// mark is raised.
 struct LowWater {
@@ -72,7 +116,7 @@ impl ReplicationConnection {
     }
 
     async fn connect_inner(config: &PostgresSourceConfig, shown: String) -> Result<Self> {
-        let pg = parse_url(config)?;
+        let (pg, tls) = parse_url(config)?;
         let user = pg.get_user().map(str::to_owned).ok_or_else(|| {
             Error::permanent(format!(
                 "postgres url \"{shown}\" names no user (hint: write postgres://user:password@host/database)"
@@ -85,37 +129,41 @@ impl ReplicationConnection {
                 .with_source(e)
         };
         let mut lowat = None;
-        let stream: Box<dyn Stream> = match pg.get_hosts().first() {
-            Some(Host::Tcp(host)) => {
-                let s = tokio::net::TcpStream::connect((host.as_str(), port))
-                    .await
-                    .map_err(io_error)?;
-                s.set_nodelay(true).map_err(io_error)?;
-                if cfg!(target_os = "linux") {
-                    use std::os::fd::AsFd;
-                    lowat = s.as_fd().try_clone_to_owned().ok().map(|socket| LowWater {
-                        socket,
-                        raised: false,
-                    });
-                }
-                Box::new(s)
-            }
+        let tcp = |host: String| async move {
+            let s = tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(io_error)?;
+            s.set_nodelay(true).map_err(io_error)?;
+            Ok::<_, Error>((s, host))
+        };
+        let (s, host) = match pg.get_hosts().first() {
+            Some(Host::Tcp(host)) => tcp(host.clone()).await?,
             #[cfg(unix)]
             Some(Host::Unix(dir)) => {
                 let path = Path::new(dir).join(format!(".s.PGSQL.{port}"));
-                Box::new(
-                    tokio::net::UnixStream::connect(path)
-                        .await
-                        .map_err(io_error)?,
-                )
+                let s = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(io_error)?;
+                let mut conn = ReplicationConnection {
+                    stream: Box::new(s),
+                    buf: BytesMut::with_capacity(64 * 1024),
+                    lowat,
+                    shown,
+                };
+                conn.startup(&user, &database, pg.get_password()).await?;
+                return Ok(conn);
             }
             #[allow(unreachable_patterns)]
-            _ => Box::new(
-                tokio::net::TcpStream::connect(("localhost", port))
-                    .await
-                    .map_err(io_error)?,
-            ),
+            _ => tcp("localhost".to_owned()).await?,
         };
+        if cfg!(target_os = "linux") {
+            use std::os::fd::AsFd;
+            lowat = s.as_fd().try_clone_to_owned().ok().map(|socket| LowWater {
+                socket,
+                raised: false,
+            });
+        }
+        let stream = negotiate_tls(s, &tls, &host, &shown).await?;
         let mut conn = ReplicationConnection {
             stream,
             buf: BytesMut::with_capacity(64 * 1024),

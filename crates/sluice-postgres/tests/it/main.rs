@@ -13,4 +13,5 @@ mod lifecycle;
 mod schema;
 mod snapshot;
 mod stream;
+mod tls;
 mod types;
