@@ -25,6 +25,9 @@ pub(crate) struct Table {
     pub has_primary_key: bool,
     /// True for a partitioned table (its rows live in partitions).
     pub partitioned: bool,
+    /// The publication's row filter for this table (PostgreSQL 15+), as SQL: the snapshot
+    /// reads only the rows the stream would publish.
+    pub row_filter: Option<String>,
 }
 
 /// One column of a captured table.
@@ -91,6 +94,11 @@ const PUBLICATION_TABLES: &str = "SELECT p.schemaname::text, p.tablename::text, 
     JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename \
     WHERE p.pubname = $1 ORDER BY 1, 2";
 
+/// What a PostgreSQL 15+ publication publishes of one table: its column list (every column
+/// when it has none) and its row filter.
+const PUBLISHED_SHAPE: &str = "SELECT p.attnames::text[], p.rowfilter FROM pg_publication_tables p \
+    WHERE p.pubname = $1 AND p.schemaname = $2 AND p.tablename = $3";
+
 /// The tables `config` captures, read from the catalog: the configured ones; else, when the
 /// publication exists, its tables that have a key; else every table with a primary key. A
 /// configured table that does not exist is a permanent error; so is an empty result.
@@ -139,7 +147,64 @@ pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> 
     for (schema, name) in names {
         tables.push(table(client, &schema, &name).await?);
     }
+    narrow_to_publication(client, publication, &mut tables).await?;
     Ok(tables)
+}
+
+/// Narrow `tables` to what the publication publishes of them: a PostgreSQL 15+ column list
+/// drops the other columns (the stream never carries them), a row filter is kept for the
+/// snapshot. Tables not (yet) in the publication, or an older server, are left whole.
+async fn narrow_to_publication(
+    client: &Client,
+    publication: &str,
+    tables: &mut [Table],
+) -> Result<()> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| pg_error(e, "reading the server version"))?
+        .get(0);
+    if version < 150_000 {
+        return Ok(());
+    }
+    for table in tables {
+        let what = format!(
+            "reading what publication \"{publication}\" publishes of table \"{}\"",
+            table.qualified()
+        );
+        let Some(row) = client
+            .query_opt(PUBLISHED_SHAPE, &[&publication, &table.schema, &table.name])
+            .await
+            .map_err(|e| pg_error(e, &what))?
+        else {
+            continue;
+        };
+        let published: Option<Vec<String>> = row.get(0);
+        table.row_filter = row.get(1);
+        if let Some(published) = published {
+            let before = table.columns.len();
+            table
+                .columns
+                .retain(|c| published.iter().any(|p| **p == *c.name));
+            if table.columns.len() < before {
+                tracing::info!(
+                    table = %table.qualified(),
+                    publication = %publication,
+                    columns = %published.join(", "),
+                    "the publication's column list limits the captured columns"
+                );
+            }
+        }
+        if let Some(filter) = &table.row_filter {
+            tracing::info!(
+                table = %table.qualified(),
+                publication = %publication,
+                filter = %filter,
+                "the publication's row filter limits the captured rows"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// One table by name, or a permanent error saying it does not exist.
@@ -196,6 +261,7 @@ pub(crate) async fn table(client: &Client, schema: &str, name: &str) -> Result<T
         key,
         has_primary_key,
         partitioned,
+        row_filter: None,
     })
 }
 

@@ -99,15 +99,23 @@ impl Chunk {
     }
 
     /// The `WHERE` clause selecting the chunk's rows by `ctid` (a TID range scan from
-    /// PostgreSQL 14 on), empty for a whole table.
-    pub fn filter(&self) -> String {
-        match (self.start, self.end) {
-            (0, None) => String::new(),
-            (start, None) => format!(" WHERE ctid >= '({start},0)'::tid"),
-            (0, Some(end)) => format!(" WHERE ctid < '({end},0)'::tid"),
-            (start, Some(end)) => {
-                format!(" WHERE ctid >= '({start},0)'::tid AND ctid < '({end},0)'::tid")
-            }
+    /// PostgreSQL 14 on) and by the publication's `row_filter`, empty for a whole table
+    /// without one.
+    pub fn filter(&self, row_filter: Option<&str>) -> String {
+        let mut conditions = Vec::new();
+        if let Some(f) = row_filter {
+            conditions.push(format!("({f})"));
+        }
+        if self.start > 0 {
+            conditions.push(format!("ctid >= '({},0)'::tid", self.start));
+        }
+        if let Some(end) = self.end {
+            conditions.push(format!("ctid < '({end},0)'::tid"));
+        }
+        if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
         }
     }
 }
@@ -136,13 +144,18 @@ mod tests {
             ranges(&chunks),
             [(0, 0, Some(4)), (0, 4, Some(8)), (0, 8, None), (1, 0, None)]
         );
-        assert_eq!(chunks[0].filter(), " WHERE ctid < '(4,0)'::tid");
+        assert_eq!(chunks[0].filter(None), " WHERE ctid < '(4,0)'::tid");
         assert_eq!(
-            chunks[1].filter(),
+            chunks[1].filter(None),
             " WHERE ctid >= '(4,0)'::tid AND ctid < '(8,0)'::tid"
         );
-        assert_eq!(chunks[2].filter(), " WHERE ctid >= '(8,0)'::tid");
-        assert_eq!(chunks[3].filter(), "");
+        assert_eq!(chunks[2].filter(None), " WHERE ctid >= '(8,0)'::tid");
+        assert_eq!(chunks[3].filter(None), "");
+        assert_eq!(
+            chunks[1].filter(Some("a > 1")),
+            " WHERE (a > 1) AND ctid >= '(4,0)'::tid AND ctid < '(8,0)'::tid"
+        );
+        assert_eq!(chunks[3].filter(Some("a > 1")), " WHERE (a > 1)");
         // An exact multiple does not leave an empty open chunk behind a closed one.
         assert_eq!(
             ranges(&plan(&[Extent { pages: 8, ..A }], None, 4)),

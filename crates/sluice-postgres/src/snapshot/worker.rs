@@ -45,6 +45,8 @@ pub(super) struct TableShape {
     pub columns: Vec<(Arc<str>, u32)>,
     /// Indexes of the key columns in `columns`.
     pub key: Vec<usize>,
+    /// The publication's row filter, if it has one for this table.
+    pub row_filter: Option<String>,
 }
 
 impl TableShape {
@@ -68,6 +70,7 @@ impl TableShape {
                 .iter()
                 .filter_map(|k| table.columns.iter().position(|c| c.name == *k))
                 .collect(),
+            row_filter: table.row_filter.clone(),
         }
     }
 }
@@ -116,7 +119,11 @@ async fn read_chunk(
             chunk.start, table.name
         ),
     };
-    let sql = format!("{}{}) TO STDOUT", table.select, chunk.filter());
+    let sql = format!(
+        "{}{}) TO STDOUT",
+        table.select,
+        chunk.filter(table.row_filter.as_deref())
+    );
     let stream = client
         .copy_out(sql.as_str())
         .await
