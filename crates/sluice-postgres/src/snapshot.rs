@@ -1,7 +1,8 @@
 //! The initial snapshot: every captured table read under the snapshot exported by the
 //! replication slot, in chunks of `snapshot_chunk_pages` pages (`ctid` ranges), up to
 //! `snapshot_parallelism` chunks at once, each worker on its own connection importing the
-//! same snapshot and streaming `COPY (SELECT ...) TO STDOUT` in text format.
+//! same snapshot and streaming `COPY (SELECT ...) TO STDOUT` in text format, read straight
+//! from the socket buffer by our own wire client (no per-row message objects).
 //!
 //! Chunks are emitted in their order (tables in order, pages ascending) whatever order they
 //! are read in: chunk `i` goes to worker `i % parallelism`, every worker feeds its own
@@ -28,6 +29,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::{self, Table};
 use crate::conn::{connect, literal, pg_error};
+use crate::replication::ReplicationConnection;
 use chunk::{Chunk, Extent};
 use worker::{Piece, Shared, TableShape};
 
@@ -64,16 +66,11 @@ pub(crate) async fn read(
     // Dropping the set (on return, or when the source is dropped) stops the workers.
     let mut workers = JoinSet::new();
     let mut receivers = Vec::with_capacity(parallelism);
-    let mut client = Some(client);
+    drop(client);
     for w in 0..parallelism {
-        let client = match client.take() {
-            Some(c) => c,
-            None => {
-                let c = connect(config).await?;
-                import(&c, snapshot_name).await?;
-                c
-            }
-        };
+        let mut conn = ReplicationConnection::connect_plain(config).await?;
+        let what = format!("importing snapshot \"{snapshot_name}\"");
+        conn.simple_query(&import_sql(snapshot_name), &what).await?;
         let mine: Vec<Chunk> = chunks
             .iter()
             .skip(w)
@@ -81,7 +78,7 @@ pub(crate) async fn read(
             .copied()
             .collect();
         let (tx, rx) = mpsc::channel(WORKER_CHANNEL_CAPACITY);
-        workers.spawn(worker::run(client, mine, shared.clone(), tx));
+        workers.spawn(worker::run(conn, mine, shared.clone(), tx));
         receivers.push(rx);
     }
     let position = |progress| Position::Pg {
@@ -145,13 +142,18 @@ async fn send(out: &mpsc::Sender<Result<SourcePoll>>, changes: Vec<Change>, at: 
     out.send(Ok(batch)).await.is_ok()
 }
 
+/// The statements that enter a read-only transaction seeing exactly the exported snapshot.
+fn import_sql(snapshot_name: &str) -> String {
+    format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+        literal(snapshot_name)
+    )
+}
+
 /// Enter a read-only transaction seeing exactly the exported snapshot.
 async fn import(client: &Client, snapshot_name: &str) -> Result<()> {
     client
-        .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
-            literal(snapshot_name)
-        ))
+        .batch_execute(&import_sql(snapshot_name))
         .await
         .map_err(|e| pg_error(e, &format!("importing snapshot \"{snapshot_name}\"")))
 }

@@ -38,6 +38,8 @@ pub(crate) struct ReplicationConnection {
     lowat: Option<LowWater>,
     /// The URL without its password, for messages.
     shown: String,
+    /// A walsender connection (else an ordinary one).
+    replication: bool,
 }
 
 impl std::fmt::Debug for ReplicationConnection {
@@ -98,24 +100,53 @@ struct LowWater {
     raised: bool,
 }
 
+/// Where [`ReplicationConnection::copy_out_data`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopyOut {
+    /// The handler asked to pause; more whole messages may be buffered.
+    Paused,
+    /// No whole message is buffered: read more.
+    NeedMore,
+    /// The COPY ended and the server is ready for the next query.
+    Done,
+}
+
 /// Rows of a simple query, every value in text form.
 pub(crate) type TextRows = Vec<Vec<Option<String>>>;
 
 impl ReplicationConnection {
     /// Connect and authenticate, within [`CONNECT_TIMEOUT`].
     pub async fn connect(config: &PostgresSourceConfig) -> Result<Self> {
-        let shown = shown_url(config);
-        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_inner(config, shown.clone()))
-            .await
-            .map_err(|_| {
-                Error::transient(format!(
-                    "opening a replication connection to \"{shown}\" timed out after {}s",
-                    CONNECT_TIMEOUT.as_secs()
-                ))
-            })?
+        Self::open(config, true).await
     }
 
-    async fn connect_inner(config: &PostgresSourceConfig, shown: String) -> Result<Self> {
+    /// An ordinary (not walsender) connection over the same wire code, for reading the
+    /// snapshot with `COPY` straight from the socket buffer.
+    pub async fn connect_plain(config: &PostgresSourceConfig) -> Result<Self> {
+        Self::open(config, false).await
+    }
+
+    async fn open(config: &PostgresSourceConfig, replication: bool) -> Result<Self> {
+        let shown = shown_url(config);
+        let what = if replication { "a replication" } else { "a" };
+        tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Self::connect_inner(config, shown.clone(), replication),
+        )
+        .await
+        .map_err(|_| {
+            Error::transient(format!(
+                "opening {what} connection to \"{shown}\" timed out after {}s",
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        })?
+    }
+
+    async fn connect_inner(
+        config: &PostgresSourceConfig,
+        shown: String,
+        replication: bool,
+    ) -> Result<Self> {
         let (pg, tls) = parse_url(config)?;
         let user = pg.get_user().map(str::to_owned).ok_or_else(|| {
             Error::permanent(format!(
@@ -149,8 +180,10 @@ impl ReplicationConnection {
                     buf: BytesMut::with_capacity(64 * 1024),
                     lowat,
                     shown,
+                    replication,
                 };
-                conn.startup(&user, &database, pg.get_password()).await?;
+                conn.startup(&user, &database, pg.get_password(), replication)
+                    .await?;
                 return Ok(conn);
             }
             #[allow(unreachable_patterns)]
@@ -169,21 +202,36 @@ impl ReplicationConnection {
             buf: BytesMut::with_capacity(64 * 1024),
             lowat,
             shown,
+            replication,
         };
-        conn.startup(&user, &database, pg.get_password()).await?;
+        conn.startup(&user, &database, pg.get_password(), replication)
+            .await?;
         Ok(conn)
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.replication {
+            "replication"
+        } else {
+            "snapshot"
+        }
     }
 
     fn lost(&self, e: std::io::Error) -> Error {
         Error::transient(format!(
-            "replication connection to \"{}\" was lost: {e}",
+            "{} connection to \"{}\" was lost: {e}",
+            self.kind(),
             self.shown
         ))
         .with_source(e)
     }
 
     fn protocol(&self, e: impl std::fmt::Display) -> Error {
-        Error::permanent(format!("replication connection to \"{}\": {e}", self.shown))
+        Error::permanent(format!(
+            "{} connection to \"{}\": {e}",
+            self.kind(),
+            self.shown
+        ))
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<()> {
@@ -194,13 +242,21 @@ impl ReplicationConnection {
         }
     }
 
-    async fn startup(&mut self, user: &str, database: &str, password: Option<&[u8]>) -> Result<()> {
+    async fn startup(
+        &mut self,
+        user: &str,
+        database: &str,
+        password: Option<&[u8]>,
+        replication: bool,
+    ) -> Result<()> {
         let mut params: Vec<(&str, &str)> = vec![
             ("user", user),
             ("database", database),
-            ("replication", "database"),
             ("application_name", "sluice"),
         ];
+        if replication {
+            params.push(("replication", "database"));
+        }
         params.extend_from_slice(SESSION_SETTINGS);
         let mut out = BytesMut::new();
         frontend::startup_message(params.iter().copied(), &mut out)
@@ -358,7 +414,8 @@ impl ReplicationConnection {
             };
             return match read {
                 Ok(0) => Err(Error::transient(format!(
-                    "replication connection to \"{}\" was closed by the server",
+                    "{} connection to \"{}\" was closed by the server",
+                    self.kind(),
                     self.shown
                 ))),
                 Ok(n) => {
@@ -463,6 +520,62 @@ impl ReplicationConnection {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Send `COPY ... TO STDOUT` and wait for the server to start sending rows.
+    pub async fn copy_out_start(&mut self, sql: &str, what: &str) -> Result<()> {
+        self.send_query(sql).await?;
+        loop {
+            let m = self.recv().await?;
+            match m.tag {
+                b'H' => return Ok(()),
+                b'E' => return Err(self.server_error(what, &m)),
+                b'Z' => return Err(self.protocol(format!("{what}: the server sent no rows"))),
+                _ => {}
+            }
+        }
+    }
+
+    /// Hand the payload of each whole CopyData message in the buffer to `data`, in place,
+    /// until `data` returns false (pause: the rest stays buffered), the buffer holds no
+    /// whole message (read more with [`Self::fill`]) or the COPY has ended and the
+    /// connection is ready for the next query.
+    pub fn copy_out_data(
+        &mut self,
+        what: &str,
+        mut data: impl FnMut(&[u8]) -> bool,
+    ) -> Result<CopyOut> {
+        let mut at = 0;
+        let mut state = CopyOut::NeedMore;
+        let mut error = None;
+        while let Some(total) = frame_len(&self.buf[at..]).map_err(|e| self.protocol(e))? {
+            let frame = &self.buf[at..at + total];
+            at += total;
+            match frame[0] {
+                b'd' if !data(&frame[5..]) => {
+                    state = CopyOut::Paused;
+                    break;
+                }
+                b'd' => {}
+                b'E' => {
+                    error = Some(BackendMessage {
+                        tag: b'E',
+                        body: bytes::Bytes::copy_from_slice(&frame[5..]),
+                    });
+                }
+                b'Z' => {
+                    state = CopyOut::Done;
+                    break;
+                }
+                // CopyDone, CommandComplete, notices.
+                _ => {}
+            }
+        }
+        bytes::Buf::advance(&mut self.buf, at);
+        match error {
+            Some(m) => Err(self.server_error(what, &m)),
+            None => Ok(state),
         }
     }
 

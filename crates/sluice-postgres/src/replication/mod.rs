@@ -5,5 +5,5 @@ mod connection;
 mod lowat;
 pub(crate) mod protocol;
 
-pub(crate) use connection::ReplicationConnection;
+pub(crate) use connection::{CopyOut, ReplicationConnection};
 pub(crate) use protocol::{ReplicationMessage, parse_replication_message, standby_status_update};

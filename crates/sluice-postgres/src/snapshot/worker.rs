@@ -6,15 +6,14 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use sluice_core::{Change, Op, PgLsn, Position, Result, Row, Value};
 use tokio::sync::mpsc;
-use tokio_postgres::Client;
 
 use super::chunk::Chunk;
 use crate::catalog::Table;
-use crate::conn::{ident, pg_error};
+use crate::conn::ident;
 use crate::copy_text::{self, CopyTextRows};
+use crate::replication::{CopyOut, ReplicationConnection};
 use crate::types::{text_to_value, text_to_value_owned};
 
 /// What a worker sends for one chunk: its rows in batches, then the end.
@@ -79,13 +78,13 @@ impl TableShape {
 /// each chunk's pieces to `out`. Ends early, without error, when `out` is closed; an error
 /// is sent to `out` as well as returned.
 pub(super) async fn run(
-    client: Client,
+    mut conn: ReplicationConnection,
     chunks: Vec<Chunk>,
     shared: Arc<Shared>,
     out: mpsc::Sender<Result<Piece>>,
 ) {
     for chunk in chunks {
-        match read_chunk(&client, &chunk, &shared, &out).await {
+        match read_chunk(&mut conn, &chunk, &shared, &out).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
@@ -98,7 +97,7 @@ pub(super) async fn run(
 
 /// False when the receiver went away.
 async fn read_chunk(
-    client: &Client,
+    conn: &mut ReplicationConnection,
     chunk: &Chunk,
     shared: &Shared,
     out: &mpsc::Sender<Result<Piece>>,
@@ -124,11 +123,7 @@ async fn read_chunk(
         table.select,
         chunk.filter(table.row_filter.as_deref())
     );
-    let stream = client
-        .copy_out(sql.as_str())
-        .await
-        .map_err(|e| pg_error(e, &what))?;
-    let mut stream = std::pin::pin!(stream);
+    conn.copy_out_start(&sql, &what).await?;
     let position = Position::Pg {
         lsn: shared.lsn,
         snapshot: true,
@@ -142,15 +137,24 @@ async fn read_chunk(
         batch.push(change(shared, table, line, &position));
         Ok(())
     };
-    while let Some(data) = stream.next().await {
-        let data = data.map_err(|e| pg_error(e, &what))?;
-        let Ok(()) = rows.feed(&data, |line| convert(line, &mut batch));
-        if batch.len() >= batch_size {
+    loop {
+        // Rows straight from the socket buffer (one CopyData message per row), none copied,
+        // until a batch is full.
+        let state = conn.copy_out_data(&what, |data| {
+            let Ok(()) = rows.feed(data, |line| convert(line, &mut batch));
+            batch.len() < batch_size
+        })?;
+        if batch.len() >= batch_size || (state == CopyOut::Done && !batch.is_empty()) {
             total += batch.len() as u64;
             let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
             if out.send(Ok(Piece::Batch(full))).await.is_err() {
                 return Ok(false);
             }
+        }
+        match state {
+            CopyOut::Done => break,
+            CopyOut::Paused => {}
+            CopyOut::NeedMore => conn.fill().await?,
         }
     }
     let Ok(()) = rows.finish(|line| convert(line, &mut batch));
