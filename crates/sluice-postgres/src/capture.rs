@@ -244,7 +244,8 @@ impl Task {
         tables: &[Table],
     ) -> Result<()> {
         let mut converter = Converter::new(self.source.clone(), tables, from)
-            .with_key_change(self.config.primary_key_change);
+            .with_key_change(self.config.primary_key_change)
+            .following_publication(self.config.tables.is_empty());
         let mut ctx = DecodeContext::new(PROTOCOL_VERSION);
         let interval = Duration::from_millis(self.config.status_interval_ms.max(1));
         let mut ticker = tokio::time::interval(interval);

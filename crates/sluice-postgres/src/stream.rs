@@ -6,7 +6,7 @@
 //! LSN. Restarting from either replays the partial transaction instead of skipping it,
 //! because the server resends every transaction whose commit lies after the start position.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sluice_config::model::PrimaryKeyChange;
@@ -32,8 +32,18 @@ struct Rel {
     captured: bool,
 }
 
-/// A column as schema changes are detected: name, type OID and type modifier.
-type ColumnSig = (Arc<str>, u32, i32);
+/// A column as schema changes are detected: name, type OID, type modifier, and whether it
+/// is part of the key.
+type ColumnSig = (Arc<str>, u32, i32, bool);
+
+/// A captured table as the catalog described it at start.
+#[derive(Debug)]
+struct Known {
+    /// `schema.name` at start.
+    name: String,
+    /// Key columns (the primary key, or the identity index).
+    key: Vec<Arc<str>>,
+}
 
 #[derive(Debug)]
 struct Tx {
@@ -46,8 +56,17 @@ struct Tx {
 #[derive(Debug)]
 pub(crate) struct Converter {
     source: Arc<str>,
-    /// Key columns of the captured tables, by `schema.name`.
-    keys: HashMap<String, Vec<Arc<str>>>,
+    /// The captured tables as the catalog described them at start, by OID: a table renamed
+    /// since is still captured (and named as the server names it now).
+    known: HashMap<u32, Known>,
+    /// The same tables by `schema.name`, for one dropped and made again under its name.
+    known_names: HashMap<String, u32>,
+    /// True when `tables` is unset, so the publication decides: a keyed table it publishes
+    /// that was not there at start (dropped since, with changes still to replay) is
+    /// captured too.
+    follow_publication: bool,
+    /// Relations whose changes are skipped, already reported once.
+    skipped: HashSet<u32>,
     relations: HashMap<u32, Rel>,
     tx: Option<Tx>,
     /// The latest change, held back until we know whether it is its transaction's last.
@@ -72,10 +91,19 @@ impl Converter {
     pub fn new(source: Arc<str>, tables: &[Table], start: PgLsn) -> Self {
         Converter {
             source,
-            keys: tables
+            known: tables
                 .iter()
-                .map(|t| (t.qualified(), t.key.clone()))
+                .map(|t| {
+                    let known = Known {
+                        name: t.qualified(),
+                        key: t.key.clone(),
+                    };
+                    (t.oid, known)
+                })
                 .collect(),
+            known_names: tables.iter().map(|t| (t.qualified(), t.oid)).collect(),
+            follow_publication: false,
+            skipped: HashSet::new(),
             relations: HashMap::new(),
             tx: None,
             pending: None,
@@ -89,7 +117,10 @@ impl Converter {
                     let columns = t
                         .columns
                         .iter()
-                        .map(|c| (c.name.clone(), c.type_oid, c.type_modifier))
+                        .map(|c| {
+                            let key = t.key.contains(&c.name);
+                            (c.name.clone(), c.type_oid, c.type_modifier, key)
+                        })
                         .collect();
                     (Arc::from(t.qualified()), columns)
                 })
@@ -101,6 +132,13 @@ impl Converter {
                 .collect(),
             user_types: HashMap::new(),
         }
+    }
+
+    /// Capture keyed tables the publication sends that were not known at start (when
+    /// `tables` is unset and the publication decides what is captured).
+    pub fn following_publication(mut self, follow: bool) -> Self {
+        self.follow_publication = follow;
+        self
     }
 
     /// Emit primary-key changes as `mode` says.
@@ -187,7 +225,6 @@ impl Converter {
                     return Ok(());
                 };
                 let mut after = row(r, new)?;
-                let key = key_of(r, &after);
                 let (before, old_key) = match old {
                     Some(OldTuple::Full(t)) => {
                         let before = row(r, t)?;
@@ -202,6 +239,8 @@ impl Converter {
                 if let Some(b) = &before {
                     fill_unchanged(&mut after, b);
                 }
+                // After the fill: a key column may be an unchanged TOAST value.
+                let key = key_of(r, &after);
                 match old_key {
                     // A primary-key change: a delete of the old key and an insert of the new
                     // one (sinks that write by key do not keep the old row), or one update
@@ -268,28 +307,64 @@ impl Converter {
             .map(|c| (Arc::from(c.name.as_str()), c.type_oid))
             .collect();
         let index = |name: &str| columns.iter().position(|(c, _)| &**c == name);
-        let configured = self.keys.get(&*table);
-        let mut key: Vec<usize> = configured
-            .map(|k| k.iter().filter_map(|c| index(c)).collect())
-            .unwrap_or_default();
-        if key.is_empty() && rel.replica_identity != ReplicaIdentity::Full {
-            key = rel
-                .columns
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.key)
-                .map(|(i, _)| i)
-                .collect();
+        // Which table this is: by OID (renames keep it), else by name (made again).
+        let known = self.known.get(&rel.oid).or_else(|| {
+            self.known_names
+                .get(&*table)
+                .and_then(|oid| self.known.get(oid))
+        });
+        let flagged: Vec<usize> = rel
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.key)
+            .map(|(i, _)| i)
+            .collect();
+        let keyed = match rel.replica_identity {
+            ReplicaIdentity::Full | ReplicaIdentity::Index => true,
+            ReplicaIdentity::Default => !flagged.is_empty(),
+            ReplicaIdentity::Nothing => false,
+        };
+        let captured = known.is_some() || (self.follow_publication && keyed);
+        if let Some(k) = known
+            && k.name != *table
+        {
+            tracing::info!(source = %self.source, from = %k.name, to = %table, "captured table renamed: its changes now carry the new name");
+        } else if known.is_none() && captured && self.skipped.insert(rel.oid) {
+            tracing::info!(source = %self.source, table = %table, oid = rel.oid, "capturing a table the publication sends that was not captured at start");
+        } else if !captured && self.skipped.insert(rel.oid) {
+            tracing::warn!(source = %self.source, table = %table, oid = rel.oid, "the publication sends changes to a table sluice does not capture: they are skipped (hint: list it in `tables`, or remove it from the publication)");
         }
+        // The key: what the server flags now (the primary key, or the identity index, so a
+        // key replaced mid-stream is followed); under REPLICA IDENTITY FULL every column is
+        // flagged, so the primary key known at start, if its columns are all there.
+        let mut key: Vec<usize> = match rel.replica_identity {
+            ReplicaIdentity::Full => {
+                let pk: Vec<usize> = known
+                    .map(|k| k.key.iter().filter_map(|c| index(c)).collect())
+                    .unwrap_or_default();
+                if known.is_some_and(|k| !k.key.is_empty() && pk.len() == k.key.len()) {
+                    pk
+                } else {
+                    Vec::new()
+                }
+            }
+            _ if !flagged.is_empty() => flagged,
+            _ => known
+                .map(|k| k.key.iter().filter_map(|c| index(c)).collect())
+                .unwrap_or_default(),
+        };
         if key.is_empty() {
             key = (0..columns.len()).collect();
         }
-        let captured = configured.is_some();
         let signature: Vec<ColumnSig> = rel
             .columns
             .iter()
             .zip(&columns)
-            .map(|(c, (name, _))| (name.clone(), c.type_oid, c.type_modifier))
+            .enumerate()
+            .map(|(i, (c, (name, _)))| {
+                (name.clone(), c.type_oid, c.type_modifier, key.contains(&i))
+            })
             .collect();
         let schema = (captured && self.shapes.get(&table) != Some(&signature)).then(|| Schema {
             columns: rel

@@ -10,6 +10,7 @@ mod faults;
 mod huge_transaction;
 mod identity;
 mod lifecycle;
+mod relations;
 mod schema;
 mod snapshot;
 mod stream;
