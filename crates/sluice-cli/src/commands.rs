@@ -37,10 +37,8 @@ pub async fn check(config: &crate::cli::ConfigArg) -> Result<ExitCode> {
             Err(e) => {
                 failed += 1;
                 println!("FAIL {component}: {e}");
-                let mut cause = std::error::Error::source(&e);
-                while let Some(c) = cause {
+                for c in crate::new_causes(&e) {
                     println!("    caused by: {c}");
-                    cause = c.source();
                 }
             }
         }

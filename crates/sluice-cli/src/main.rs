@@ -69,10 +69,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            let mut cause = e.source();
-            while let Some(c) = cause {
+            for c in new_causes(&*e) {
                 eprintln!("  caused by: {c}");
-                cause = c.source();
             }
             if e.downcast_ref::<InvalidConfig>().is_some() {
                 ExitCode::from(2)
@@ -92,5 +90,54 @@ fn init_logging(format: LogFormat, default_level: &str) {
     match format {
         LogFormat::Text => builder.with_target(false).init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The causes of `e` worth printing under it: each cause's text, skipping one already
+/// contained in what was printed before (libraries often repeat their source in their own
+/// message).
+fn new_causes(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut seen = e.to_string();
+    let mut out = Vec::new();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !seen.contains(&text) {
+            seen.push('\n');
+            seen.push_str(&text);
+            out.push(text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_causes;
+
+    #[derive(Debug)]
+    struct E(&'static str, Option<Box<E>>);
+    impl std::fmt::Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for E {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn repeated_causes_are_printed_once() {
+        let e = E(
+            "connecting failed: error connecting to server",
+            Some(Box::new(E(
+                "error connecting to server",
+                Some(Box::new(E("Connection refused (os error 111)", None))),
+            ))),
+        );
+        assert_eq!(new_causes(&e), ["Connection refused (os error 111)"]);
     }
 }

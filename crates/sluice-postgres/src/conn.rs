@@ -142,7 +142,19 @@ pub(crate) fn pg_error(e: tokio_postgres::Error, what: &str) -> Error {
             }
             classed(sqlstate_class(code), message)
         }
-        None => Error::transient(format!("{what} failed: {e}")).with_source(e),
+        None => {
+            let text = crate::tls::describe(&e as &(dyn std::error::Error + 'static));
+            let hint = if text.contains("Connection refused") {
+                " (hint: is PostgreSQL running and listening on that host and port? check the url and listen_addresses)"
+            } else if text.contains("failed to lookup address")
+                || text.contains("Name or service not known")
+            {
+                " (hint: the host name does not resolve; check the url)"
+            } else {
+                ""
+            };
+            Error::transient(format!("{what} failed: {text}{hint}")).with_source(e)
+        }
     }
 }
 

@@ -72,6 +72,36 @@ pub(crate) async fn publication_exists(client: &Client, publication: &str) -> Re
         .is_some())
 }
 
+/// What the publication leaves out of its `publish` list (insert, update, delete,
+/// truncate), as a warning; `None` when it publishes all four or does not exist.
+pub(crate) async fn publication_gaps(client: &Client, publication: &str) -> Result<Option<String>> {
+    let Some(row) = client
+        .query_opt(
+            "SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| pg_error(e, &format!("reading publication \"{publication}\"")))?
+    else {
+        return Ok(None);
+    };
+    let ops = ["insert", "update", "delete", "truncate"];
+    let missing: Vec<&str> = ops
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !row.get::<_, bool>(*i))
+        .map(|(_, op)| *op)
+        .collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "publication \"{publication}\" does not publish {}: those changes never reach the sinks, which then differ from the source (hint: ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate'))",
+        missing.join(", "),
+        ident(publication)
+    )))
+}
+
 /// Tables (`schema.name`) the publication covers.
 async fn published(client: &Client, publication: &str) -> Result<BTreeSet<String>> {
     Ok(client
@@ -344,8 +374,11 @@ pub(crate) async fn check(config: &PostgresSourceConfig) -> Result<Vec<String>> 
                     _ => "default (before-images of the key only)",
                 };
                 let key: Vec<&str> = table.key.iter().map(|k| &**k).collect();
+                let rows = table.row_filter.as_ref().map_or_else(String::new, |f| {
+                    format!(", only rows where {f} (publication row filter)")
+                });
                 lines.push(format!(
-                    "table \"{}\": {} columns, key ({}), replica identity {identity}",
+                    "table \"{}\": {} columns, key ({}), replica identity {identity}{rows}",
                     table.qualified(),
                     table.columns.len(),
                     key.join(", ")
@@ -361,6 +394,9 @@ pub(crate) async fn check(config: &PostgresSourceConfig) -> Result<Vec<String>> 
             .iter()
             .filter(|t| !covered.contains(&t.qualified()))
             .collect();
+        if let Some(gaps) = publication_gaps(&client, publication).await? {
+            lines.push(format!("warning: {gaps}"));
+        }
         if missing.is_empty() {
             lines.push(format!("publication \"{publication}\" covers every table"));
         } else {

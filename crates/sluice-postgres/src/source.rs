@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 use crate::capture::{self, CHANNEL_CAPACITY, Plan, Task};
 use crate::catalog::{self, identity_problem};
 use crate::conn::{connect, ident, literal, pg_error};
-use crate::lifecycle::{ensure_publication, slot_problem, slot_state};
+use crate::lifecycle::{ensure_publication, publication_gaps, slot_problem, slot_state};
 use crate::replication::ReplicationConnection;
 
 /// Captures PostgreSQL through a logical replication slot and the `pgoutput` plugin.
@@ -92,6 +92,9 @@ impl PostgresSource {
         // The publication must exist before the slot's consistent point, or decoding fails.
         for line in ensure_publication(&client, &self.config, &tables).await? {
             tracing::info!(source = %self.name, "{line}");
+        }
+        if let Some(gaps) = publication_gaps(&client, &self.config.publication).await? {
+            tracing::warn!(source = %self.name, "{gaps}");
         }
         let database: String = client
             .query_one("SELECT current_database()::text", &[])

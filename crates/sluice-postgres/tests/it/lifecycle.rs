@@ -165,3 +165,32 @@ async fn an_existing_publication_decides_the_default_tables() {
     assert_eq!(published, ["a", "c"]);
     db.finish().await;
 }
+
+/// A publication that leaves out some operations, or filters rows: `check` says so.
+#[tokio::test]
+async fn check_warns_about_a_publication_that_drops_operations_or_rows() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)").await;
+    let config = db.config("app");
+    db.exec(&format!(
+        "CREATE PUBLICATION {} FOR TABLE t WHERE (id > 10) WITH (publish = 'insert, truncate')",
+        config.publication
+    ))
+    .await;
+    let text = sluice_postgres::check(&config).await.unwrap().join("\n");
+    assert!(
+        text.contains("does not publish update, delete: those changes never reach the sinks"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SET (publish = 'insert, update, delete, truncate')"),
+        "{text}"
+    );
+    assert!(
+        text.contains("only rows where (id > 10) (publication row filter)"),
+        "{text}"
+    );
+    db.finish().await;
+}
