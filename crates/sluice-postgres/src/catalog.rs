@@ -144,8 +144,27 @@ pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> 
         ));
     }
     let mut tables = Vec::with_capacity(names.len());
+    let mut missing = Vec::new();
     for (schema, name) in names {
-        tables.push(table(client, &schema, &name).await?);
+        match find(client, &schema, &name).await? {
+            Some(t) => tables.push(t),
+            None => missing.push(format!("\"{schema}.{name}\"")),
+        }
+    }
+    match missing.len() {
+        0 => {}
+        1 => {
+            return Err(Error::permanent(format!(
+                "table {} does not exist (hint: check `tables`; names are `schema.table`, or `table` for `public.table`)",
+                missing[0]
+            )));
+        }
+        _ => {
+            return Err(Error::permanent(format!(
+                "tables {} do not exist (hint: check `tables`; names are `schema.table`, or `table` for `public.table`)",
+                missing.join(", ")
+            )));
+        }
     }
     narrow_to_publication(client, publication, &mut tables).await?;
     Ok(tables)
@@ -207,18 +226,16 @@ async fn narrow_to_publication(
     Ok(())
 }
 
-/// One table by name, or a permanent error saying it does not exist.
-pub(crate) async fn table(client: &Client, schema: &str, name: &str) -> Result<Table> {
+/// One table by name, if it exists.
+async fn find(client: &Client, schema: &str, name: &str) -> Result<Option<Table>> {
     let what = format!("reading the catalog entry of table \"{schema}.{name}\"");
-    let row = client
+    let Some(row) = client
         .query_opt(FIND_TABLE, &[&schema, &name])
         .await
         .map_err(|e| pg_error(e, &what))?
-        .ok_or_else(|| {
-            Error::permanent(format!(
-                "table \"{schema}.{name}\" does not exist (hint: check `tables`; names are `schema.table`, or `table` for `public.table`)"
-            ))
-        })?;
+    else {
+        return Ok(None);
+    };
     let oid: u32 = row.get(0);
     let identity: String = row.get(1);
     let partitioned: bool = row.get(2);
@@ -252,7 +269,7 @@ pub(crate) async fn table(client: &Client, schema: &str, name: &str) -> Result<T
     if key.is_empty() && replica_identity == 'f' {
         key = columns.iter().map(|c| c.name.clone()).collect();
     }
-    Ok(Table {
+    Ok(Some(Table {
         oid,
         schema: schema.to_owned(),
         name: name.to_owned(),
@@ -262,7 +279,7 @@ pub(crate) async fn table(client: &Client, schema: &str, name: &str) -> Result<T
         has_primary_key,
         partitioned,
         row_filter: None,
-    })
+    }))
 }
 
 /// Why updates and deletes of `table` cannot be captured, if they cannot.

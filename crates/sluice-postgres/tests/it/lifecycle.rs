@@ -74,6 +74,16 @@ async fn setup_check_teardown() {
         "{e}"
     );
     assert!(!e.is_transient());
+    // Every missing table is named at once.
+    missing.tables = vec!["nope".into(), "public.users".into(), "other.gone".into()];
+    let e = sluice_postgres::check(&missing)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tables \"public.nope\", \"other.gone\" do not exist"),
+        "{e}"
+    );
 
     // Adding a table to `tables` adds it to the publication.
     db.exec("CREATE TABLE orders (id int PRIMARY KEY)").await;
