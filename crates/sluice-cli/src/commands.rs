@@ -19,35 +19,35 @@ pub fn load(path: &Path) -> Result<Config> {
 
 pub async fn check(config: &crate::cli::ConfigArg) -> Result<ExitCode> {
     let config = load(&config.config)?;
-    println!("config {}: valid", config.file.display());
+    say!("config {}: valid", config.file.display());
     let mut failed = 0;
     for (component, result) in registry::check(&config).await {
         match result {
             Ok(lines) => {
                 // Missing capture objects are not errors: `setup` or `run` creates them.
                 let missing = lines.iter().any(|l| l.starts_with("missing"));
-                println!("{} {component}", if missing { "!" } else { "ok" });
+                say!("{} {component}", if missing { "!" } else { "ok" });
                 for line in lines {
-                    println!("    {line}");
+                    say!("    {line}");
                 }
                 if missing {
-                    println!("    (`sluice setup` creates what is missing; `sluice run` does too)");
+                    say!("    (`sluice setup` creates what is missing; `sluice run` does too)");
                 }
             }
             Err(e) => {
                 failed += 1;
-                println!("FAIL {component}: {e}");
+                say!("FAIL {component}: {e}");
                 for c in crate::new_causes(&e) {
-                    println!("    caused by: {c}");
+                    say!("    caused by: {c}");
                 }
             }
         }
     }
     if failed > 0 {
-        println!("{failed} component(s) need attention");
+        say!("{failed} component(s) need attention");
         return Ok(ExitCode::FAILURE);
     }
-    println!(
+    say!(
         "ready: `sluice run -c {}` will start capturing",
         config.file.display()
     );
@@ -57,9 +57,9 @@ pub async fn check(config: &crate::cli::ConfigArg) -> Result<ExitCode> {
 pub async fn setup(config: &crate::cli::ConfigArg) -> Result<ExitCode> {
     let config = load(&config.config)?;
     for report in registry::setup(&config).await? {
-        println!("{}:", report.component);
+        say!("{}:", report.component);
         for line in report.lines {
-            println!("    {line}");
+            say!("    {line}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -68,12 +68,12 @@ pub async fn setup(config: &crate::cli::ConfigArg) -> Result<ExitCode> {
 pub async fn teardown(config: &crate::cli::ConfigArg) -> Result<ExitCode> {
     let config = load(&config.config)?;
     for report in registry::teardown(&config).await? {
-        println!("{}:", report.component);
+        say!("{}:", report.component);
         for line in report.lines {
-            println!("    {line}");
+            say!("    {line}");
         }
     }
-    println!(
+    say!(
         "note: checkpoints in {} are kept; delete them to start over with a new snapshot",
         config.data_dir.display()
     );
@@ -174,13 +174,19 @@ pub async fn status(path: &Path, json: bool) -> Result<ExitCode> {
         }));
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        say!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("data dir: {}", config.data_dir.display());
-    println!(
+    say!("data dir: {}", config.data_dir.display());
+    say!(
         "{:<16} {:<8} {:<20} {:>12} {:>12} {:>10} {:>14}",
-        "SOURCE", "TYPE", "CHECKPOINT", "EVENTS", "SAVED AGO", "LAG", "LAG TIME"
+        "SOURCE",
+        "TYPE",
+        "CHECKPOINT",
+        "EVENTS",
+        "SAVED AGO",
+        "LAG",
+        "LAG TIME"
     );
     for r in rows {
         let text = |k: &str| {
@@ -199,7 +205,7 @@ pub async fn status(path: &Path, json: bool) -> Result<ExitCode> {
             (None, None) => "-".to_owned(),
         };
         let secs = |k: &str| r[k].as_f64().map_or("-".to_owned(), |v| format!("{v:.1}s"));
-        println!(
+        say!(
             "{:<16} {:<8} {:<20} {:>12} {:>12} {:>10} {:>14}",
             text("source"),
             text("type"),
@@ -210,7 +216,7 @@ pub async fn status(path: &Path, json: bool) -> Result<ExitCode> {
             secs("lag_seconds"),
         );
         if let Some(e) = r["lag_error"].as_str() {
-            println!("    lag unavailable: {e}");
+            say!("    lag unavailable: {e}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -3,6 +3,21 @@
 //! Exit status: 0 success, 1 runtime failure (or `check` found problems), 2 invalid config
 //! or usage.
 
+/// `println!` that ends the process quietly when standard output is a closed pipe
+/// (`sluice check | head -1`) instead of panicking, and with status 1 on other write errors.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: cannot write to standard output: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 mod cli;
 mod commands;
 mod demo;

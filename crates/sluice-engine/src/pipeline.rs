@@ -315,7 +315,13 @@ async fn start_with_retry(
 ) -> Result<bool, Error> {
     let mut backoff = Backoff::new(options.retry_min, options.retry_max);
     loop {
-        match source.start(from.clone()).await {
+        // A start can wait long (a PostgreSQL slot waits for every open transaction to end):
+        // a shutdown request cancels it.
+        let started = tokio::select! {
+            started = source.start(from.clone()) => started,
+            _ = until_stopped(control.stop.subscribe()) => return Ok(false),
+        };
+        match started {
             Ok(()) => return Ok(true),
             Err(e) if e.is_transient() => {
                 let delay = backoff.next_delay();

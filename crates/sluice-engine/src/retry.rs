@@ -32,9 +32,10 @@ impl Backoff {
             .build()
     }
 
-    /// The next delay.
+    /// The next delay, never above `max` (backon adds its jitter after its own cap, up to
+    /// twice the maximum).
     pub fn next_delay(&mut self) -> Duration {
-        self.inner.next().unwrap_or(self.max)
+        self.inner.next().unwrap_or(self.max).min(self.max)
     }
 
     /// Start again from the shortest delay (after a success).
@@ -53,7 +54,7 @@ mod tests {
         let delays: Vec<Duration> = (0..12).map(|_| b.next_delay()).collect();
         assert!(delays[0] >= Duration::from_millis(10) && delays[0] <= Duration::from_millis(20));
         assert!(
-            delays.iter().all(|d| *d <= Duration::from_millis(200)),
+            delays.iter().all(|d| *d <= Duration::from_millis(100)),
             "{delays:?}"
         );
         assert!(delays[8] >= Duration::from_millis(100), "{delays:?}");

@@ -137,7 +137,7 @@ pub(crate) fn pg_error(e: tokio_postgres::Error, what: &str) -> Error {
         Some(db) => {
             let code = db.code().code();
             let mut message = format!("{what} failed: {} (SQLSTATE {code})", db.message());
-            if let Some(hint) = db.hint() {
+            if let Some(hint) = db.hint().or_else(|| our_hint(code)) {
                 message.push_str(&format!(" (hint: {hint})"));
             }
             classed(sqlstate_class(code), message)
@@ -158,10 +158,20 @@ pub(crate) fn pg_error(e: tokio_postgres::Error, what: &str) -> Error {
     }
 }
 
+/// A hint for server errors that come without one and have a usual cause on sluice's side.
+fn our_hint(code: &str) -> Option<&'static str> {
+    match code {
+        "53300" => Some(
+            "the server's max_connections is reached; sluice opens snapshot_parallelism connections for a snapshot plus one for the stream and one for heartbeats: lower snapshot_parallelism or raise max_connections",
+        ),
+        _ => None,
+    }
+}
+
 /// A server error reported on the replication connection.
 pub(crate) fn server_error(what: &str, code: &str, message: &str, hint: Option<&str>) -> Error {
     let mut text = format!("{what} failed: {message} (SQLSTATE {code})");
-    if let Some(hint) = hint {
+    if let Some(hint) = hint.or_else(|| our_hint(code)) {
         text.push_str(&format!(" (hint: {hint})"));
     }
     classed(sqlstate_class(code), text)

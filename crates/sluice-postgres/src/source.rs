@@ -272,6 +272,9 @@ impl PostgresSource {
     }
 }
 
+/// How long slot creation may take before sluice says what it is waiting for.
+const SLOT_WAIT_NOTICE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// `CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export')`: the consistent point and the name of
 /// the exported snapshot, valid until the next command on `conn`.
 async fn create_slot(
@@ -280,14 +283,18 @@ async fn create_slot(
     temporary: &str,
     name: &str,
 ) -> Result<(PgLsn, String)> {
-    let rows = conn
-        .simple_query(
-            &format!(
-                "CREATE_REPLICATION_SLOT {quoted}{temporary} LOGICAL pgoutput (SNAPSHOT 'export')"
-            ),
-            &format!("creating replication slot \"{name}\""),
-        )
-        .await?;
+    let sql =
+        format!("CREATE_REPLICATION_SLOT {quoted}{temporary} LOGICAL pgoutput (SNAPSHOT 'export')");
+    let what = format!("creating replication slot \"{name}\"");
+    let creating = conn.simple_query(&sql, &what);
+    tokio::pin!(creating);
+    let rows = tokio::select! {
+        rows = &mut creating => rows?,
+        _ = tokio::time::sleep(SLOT_WAIT_NOTICE) => {
+            tracing::warn!(slot = %name, "creating the replication slot waits for every transaction in progress to end (hint: find them with SELECT pid, xact_start, state, query FROM pg_stat_activity WHERE backend_xid IS NOT NULL OR backend_xmin IS NOT NULL ORDER BY xact_start)");
+            creating.await?
+        }
+    };
     let row = rows.first().ok_or_else(|| {
         Error::permanent(format!(
             "creating replication slot \"{name}\" returned no row"

@@ -55,7 +55,8 @@ pub(crate) fn read<'t>(
         seq: resume,
         snapshot: true,
     });
-    let mut changes = Vec::with_capacity(batch_size);
+    // Capped: `batch_size` comes from the config and may be huge.
+    let mut changes = Vec::with_capacity(batch_size.min(4096));
     for table in tables {
         let columns: Vec<String> = table.columns.iter().map(|c| ident(c)).collect();
         let order: Vec<String> = table.schema.primary_key.iter().map(|c| ident(c)).collect();

@@ -384,3 +384,23 @@ fn init_from_postgres_writes_a_private_working_config() {
     run_ok(sluice().args(["teardown", "-c"]).arg(&config));
     psql(&url, &format!("DROP DATABASE {db}"));
 }
+
+/// `sluice check | head -1`: a reader that goes away makes sluice stop quietly, not panic.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    let f = crate::Fixture::new("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);");
+    let config = f.write_config("", "type = \"null\"");
+    let mut child = sluice()
+        .args(["check", "-c"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before sluice writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

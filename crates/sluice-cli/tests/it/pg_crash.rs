@@ -143,3 +143,65 @@ fn run_once_right_after_async_commits_delivers_them() {
     drop(dir);
     db.finish();
 }
+
+/// Creating a slot waits for every transaction in progress; sluice says so, and a shutdown
+/// request ends the wait instead of being ignored until the transaction ends.
+#[test]
+fn a_shutdown_while_the_slot_waits_for_an_open_transaction_is_prompt() {
+    let Some(db) = TestDb::from_env() else {
+        return;
+    };
+    db.client.exec(ITEMS);
+    db.client
+        .exec("INSERT INTO items VALUES (0, 'seed', 0, NULL)");
+    // A transaction with an xid, left open.
+    let holder = Pg::connect(&db.url).unwrap();
+    holder.exec("BEGIN; INSERT INTO items VALUES (1, 'open', 0, NULL)");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &db.url, &db.slot());
+    let child = sluice()
+        .args(["run", "-c"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let started = Instant::now();
+    let pid = child.id().to_string();
+    // Should the wait not end, fail instead of hanging: SIGKILL it after 20 s.
+    let watchdog = pid.clone();
+    let exited = Arc::new(AtomicBool::new(false));
+    let exited_seen = exited.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(20));
+        if !exited_seen.load(Ordering::SeqCst) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &watchdog])
+                .status();
+        }
+    });
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    exited.store(true, Ordering::SeqCst);
+    let waited = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        waited < Duration::from_secs(5),
+        "sluice took {waited:?} to stop while the slot waited: {stderr}"
+    );
+    assert!(
+        stderr.contains("waits for every transaction in progress to end"),
+        "{stderr}"
+    );
+    holder.exec("ROLLBACK");
+    drop(holder);
+    drop(dir);
+    db.finish();
+}

@@ -584,7 +584,18 @@ impl ReplicationConnection {
     pub fn copy_payload(&self, m: &BackendMessage) -> Result<Option<bytes::Bytes>> {
         match m.tag {
             b'd' => Ok(Some(m.body.clone())),
-            b'E' => Err(self.server_error("streaming changes", m)),
+            b'E' => {
+                let e = self.server_error("streaming changes", m);
+                // The slot decodes with the catalog as of its position: a publication
+                // dropped (even if made again) is gone for every change before the drop.
+                if e.message().contains("SQLSTATE 42704") && e.message().contains("publication") {
+                    return Err(Error::permanent(format!(
+                        "{} (hint: the publication was dropped while the slot still had changes to decode; the slot cannot stream past that point even if the publication is made again. Recover with `sluice teardown -c ...`, delete the source's checkpoint, and `sluice run` to take a new snapshot)",
+                        e.message()
+                    )));
+                }
+                Err(e)
+            }
             b'c' => Err(Error::transient(format!(
                 "postgres at \"{}\" ended the replication stream",
                 self.shown

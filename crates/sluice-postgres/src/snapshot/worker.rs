@@ -16,6 +16,9 @@ use crate::copy_text::{self, CopyTextRows};
 use crate::replication::{CopyOut, ReplicationConnection};
 use crate::types::{text_to_value, text_to_value_owned};
 
+/// Changes a batch reserves room for up front (a larger `batch_size` grows as it fills).
+const PREALLOCATE: usize = 4096;
+
 /// What a worker sends for one chunk: its rows in batches, then the end.
 #[derive(Debug)]
 pub(super) enum Piece {
@@ -131,7 +134,8 @@ async fn read_chunk(
     };
     let batch_size = shared.batch_size.max(1);
     let mut rows = CopyTextRows::default();
-    let mut batch = Vec::with_capacity(batch_size);
+    // Capped: `batch_size` comes from the config and may be huge.
+    let mut batch = Vec::with_capacity(batch_size.min(PREALLOCATE));
     let mut total = 0u64;
     let convert = |line: &[u8], batch: &mut Vec<Change>| -> std::result::Result<(), Infallible> {
         batch.push(change(shared, table, line, &position));
@@ -146,7 +150,8 @@ async fn read_chunk(
         })?;
         if batch.len() >= batch_size || (state == CopyOut::Done && !batch.is_empty()) {
             total += batch.len() as u64;
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+            let full =
+                std::mem::replace(&mut batch, Vec::with_capacity(batch_size.min(PREALLOCATE)));
             if out.send(Ok(Piece::Batch(full))).await.is_err() {
                 return Ok(false);
             }
