@@ -373,7 +373,7 @@ async fn drive_source(
         Ok(false) => return,
         Err(e) => return fail(e),
     }
-    tracing::info!(source = %name, from = %resume.as_ref().map_or("the beginning (snapshot)".to_owned(), |p| p.to_string()), "source started");
+    tracing::info!(source = %name, from = %resume.as_ref().map_or("no checkpoint".to_owned(), |p| p.to_string()), "source started");
     let mut backoff = Backoff::new(options.retry_min, options.retry_max);
     loop {
         if control.stopping() {

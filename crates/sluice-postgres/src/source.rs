@@ -118,7 +118,7 @@ impl PostgresSource {
                                 "replication slot \"{slot}\" is in use by server process {pid} (hint: is another sluice running this source?)"
                             )));
                         }
-                        tracing::info!(source = %self.name, slot = %slot, "no checkpoint: recreating the replication slot to take a consistent snapshot");
+                        tracing::warn!(source = %self.name, slot = %slot, confirmed = ?state.confirmed_flush.map(|l| l.to_string()), "no checkpoint in this data directory: dropping and recreating the existing replication slot to take a consistent snapshot (if another sluice data directory streams from this slot, it will miss changes: give each pipeline its own `slot`)");
                         client
                             .execute("SELECT pg_drop_replication_slot($1)", &[slot])
                             .await
