@@ -80,6 +80,26 @@ impl PostgresSource {
     }
 
     async fn plan(&self, from: Option<Position>) -> Result<Plan> {
+        if !self.config.resnapshot.is_empty() {
+            let ignored = if self.config.snapshot == SnapshotMode::Only {
+                Some(
+                    "snapshot = \"only\" exports once (delete the source's checkpoint to export again)",
+                )
+            } else if from.is_none() {
+                Some(
+                    "there is no checkpoint yet, so the whole snapshot is read (snapshot = \"initial\") or none is (\"never\")",
+                )
+            } else if matches!(from, Some(Position::Pg { snapshot: true, .. })) {
+                Some(
+                    "the first snapshot is still being read; it resumes first (run --resnapshot again once it is done)",
+                )
+            } else {
+                None
+            };
+            if let Some(why) = ignored {
+                tracing::warn!(source = %self.name, tables = ?self.config.resnapshot, "--resnapshot is ignored: {why}");
+            }
+        }
         if self.config.snapshot == SnapshotMode::Only {
             return self.plan_only(from).await;
         }
@@ -516,6 +536,30 @@ impl Source for PostgresSource {
         let Some(client) = &self.side else {
             return Ok(None);
         };
+        // A checkpoint to resume from needs the slot: say so when it is gone or unusable,
+        // rather than report a lag that `run` can never catch up.
+        if let Some(Position::Pg { lsn, .. }) = checkpoint
+            && self.config.snapshot != SnapshotMode::Only
+        {
+            let slot = &self.config.slot;
+            let database: String = client
+                .query_one("SELECT current_database()::text", &[])
+                .await
+                .map_err(|e| pg_error(e, "reading the current database"))?
+                .get(0);
+            match slot_state(client, slot).await? {
+                None => {
+                    return Err(Error::permanent(format!(
+                        "replication slot \"{slot}\" does not exist, so changes after the checkpoint at {lsn} may be lost (hint: run `sluice check` for the recovery steps)"
+                    )));
+                }
+                Some(state) => {
+                    if let Some(e) = slot_problem(slot, &state, &database) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
         let row = client
             .query_one(
                 "SELECT pg_current_wal_lsn()::text, \

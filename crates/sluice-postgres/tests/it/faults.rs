@@ -109,6 +109,15 @@ async fn slot_dropped_under_a_running_source_is_a_permanent_error_naming_the_slo
         "{text}"
     );
     assert!(text.contains("hint:"), "{text}");
+    // `sluice status` (the source's lag) says the same instead of a lag that never ends.
+    let e = source.lag(d.last_position.as_ref()).await.unwrap_err();
+    assert!(
+        e.to_string().contains(&format!(
+            "replication slot \"{}\" does not exist",
+            config.slot
+        )),
+        "{e}"
+    );
     drop(d);
     db.finish().await;
 }
