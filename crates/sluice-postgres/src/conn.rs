@@ -35,9 +35,12 @@ pub(crate) fn parse_url(
         Error::permanent(format!("invalid postgres url \"{}\": {e}", redact_url(url)))
     })?;
     let mut pg = tokio_postgres::Config::from_str(&rest).map_err(|e| {
+        // tokio-postgres says "invalid connection string" and puts what is wrong (an
+        // unknown option, a bad port) in its source.
         Error::permanent(format!(
-            "invalid postgres url \"{}\": {e} (hint: write postgres://user:password@host:port/database)",
-            redact_url(url)
+            "invalid postgres url \"{}\": {} (hint: write postgres://user:password@host:port/database?option=value)",
+            redact_url(url),
+            crate::tls::describe(&e as &(dyn std::error::Error + 'static))
         ))
     })?;
     pg.ssl_mode(tls.tokio_postgres_mode());
@@ -199,6 +202,21 @@ mod tests {
         for code in ["42704", "42P01", "28P01", "42501", "XX000"] {
             assert_eq!(sqlstate_class(code), ErrorClass::Permanent, "{code}");
         }
+    }
+
+    #[test]
+    fn a_bad_url_names_what_is_wrong() {
+        let bad = |url: &str| {
+            let config = PostgresSourceConfig::new("app", url);
+            parse_url(&config).unwrap_err().to_string()
+        };
+        let e = bad("postgres://u:secret@h/db?foo=bar");
+        assert!(e.contains("unknown option `foo`"), "{e}");
+        assert!(!e.contains("secret"), "{e}");
+        let e = bad("postgres://u@h:99999/db");
+        assert!(e.contains("invalid value for option `port`"), "{e}");
+        let e = bad("postgres://u@h/db?sslmode=sometimes");
+        assert!(e.contains("sslmode \"sometimes\""), "{e}");
     }
 
     #[test]
