@@ -228,7 +228,11 @@ async fn multi_table_transaction_keeps_commit_order_and_tx_metadata() {
     assert_eq!(p[2], p[1]);
     assert_eq!(p[3], p[1]);
     assert!(p[4] > p[3]);
-    assert_eq!(d.last_position.as_ref(), Some(&p[4]));
+    // The batch ends at the last change's position, or later: the idle check's flush may
+    // commit an empty heartbeat transaction that arrives in the same read (its position
+    // carries no change, so resuming from it skips nothing).
+    let last = d.last_position.as_ref().unwrap();
+    assert!(*last >= p[4], "{last:?} before {:?}", p[4]);
     drop(d);
     db.finish().await;
 }
