@@ -213,6 +213,19 @@ async fn via_partition_root(client: &Client, publication: &str) -> Result<bool> 
         .get(0))
 }
 
+/// The slot's state when it exists and this source can use it (pgoutput, this database,
+/// not invalidated); the slot's problem as a permanent error otherwise.
+pub(crate) async fn usable_slot(client: &Client, slot: &str) -> Result<Option<SlotState>> {
+    let Some(state) = slot_state(client, slot).await? else {
+        return Ok(None);
+    };
+    let database = current_database(client).await?;
+    match slot_problem(slot, &state, &database) {
+        Some(e) => Err(e),
+        None => Ok(Some(state)),
+    }
+}
+
 async fn current_database(client: &Client) -> Result<String> {
     let row = client
         .query_one("SELECT current_database()::text", &[])
@@ -229,13 +242,8 @@ pub(crate) async fn setup(config: &PostgresSourceConfig) -> Result<Vec<String>> 
     }
     let mut lines = ensure_publication(&client, config, &tables).await?;
     let slot = &config.slot;
-    match slot_state(&client, slot).await? {
-        Some(state) => {
-            let database = current_database(&client).await?;
-            if let Some(e) = slot_problem(slot, &state, &database) {
-                return Err(e);
-            }
-        }
+    match usable_slot(&client, slot).await? {
+        Some(_) => {}
         None => {
             let row = client
                 .query_one(

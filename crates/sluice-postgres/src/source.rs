@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 use crate::capture::{self, CHANNEL_CAPACITY, Plan, Task};
 use crate::catalog::{self, identity_problem};
 use crate::conn::{connect, ident, literal, pg_error};
-use crate::lifecycle::{ensure_publication, publication_gaps, slot_problem, slot_state};
+use crate::lifecycle::{ensure_publication, publication_gaps, usable_slot};
 use crate::replication::ReplicationConnection;
 
 /// Captures PostgreSQL through a logical replication slot and the `pgoutput` plugin.
@@ -116,17 +116,7 @@ impl PostgresSource {
         if let Some(gaps) = publication_gaps(&client, &self.config.publication).await? {
             tracing::warn!(source = %self.name, "{gaps}");
         }
-        let database: String = client
-            .query_one("SELECT current_database()::text", &[])
-            .await
-            .map_err(|e| pg_error(e, "reading the current database"))?
-            .get(0);
-        let state = slot_state(&client, slot).await?;
-        if let Some(state) = &state
-            && let Some(e) = slot_problem(slot, state, &database)
-        {
-            return Err(e);
-        }
+        let state = usable_slot(&client, slot).await?;
         match from {
             None => match self.config.snapshot {
                 SnapshotMode::Initial => {
@@ -542,22 +532,10 @@ impl Source for PostgresSource {
             && self.config.snapshot != SnapshotMode::Only
         {
             let slot = &self.config.slot;
-            let database: String = client
-                .query_one("SELECT current_database()::text", &[])
-                .await
-                .map_err(|e| pg_error(e, "reading the current database"))?
-                .get(0);
-            match slot_state(client, slot).await? {
-                None => {
-                    return Err(Error::permanent(format!(
-                        "replication slot \"{slot}\" does not exist, so changes after the checkpoint at {lsn} may be lost (hint: run `sluice check` for the recovery steps)"
-                    )));
-                }
-                Some(state) => {
-                    if let Some(e) = slot_problem(slot, &state, &database) {
-                        return Err(e);
-                    }
-                }
+            if usable_slot(client, slot).await?.is_none() {
+                return Err(Error::permanent(format!(
+                    "replication slot \"{slot}\" does not exist, so changes after the checkpoint at {lsn} may be lost (hint: run `sluice check` for the recovery steps)"
+                )));
             }
         }
         let row = client

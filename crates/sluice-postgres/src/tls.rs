@@ -478,11 +478,9 @@ where
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> io::Result<Connect> {
-        let name = ServerName::try_from(domain.to_owned())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         Ok(Connect {
             config: self.0.clone(),
-            name,
+            name: server_name(domain)?,
         })
     }
 }
@@ -506,10 +504,7 @@ where
             let Some(config) = self.config else {
                 return Err(io::Error::other("TLS is disabled (sslmode=disable)"));
             };
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(self.name, stream)
-                .await?;
-            Ok(TlsStream(tls))
+            wrap(config, self.name, stream).await
         })
     }
 }
@@ -560,8 +555,24 @@ pub(crate) async fn handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let name = ServerName::try_from(host.to_owned())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    wrap(config, server_name(host)?, stream).await
+}
+
+/// The name a certificate is checked against (and sent as SNI).
+fn server_name(host: &str) -> io::Result<ServerName<'static>> {
+    ServerName::try_from(host.to_owned())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// The handshake both kinds of connection share.
+async fn wrap<S>(
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    stream: S,
+) -> io::Result<TlsStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, stream)
         .await?;

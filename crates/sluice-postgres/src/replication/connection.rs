@@ -159,44 +159,37 @@ impl ReplicationConnection {
             Error::transient(format!("cannot connect to postgres at \"{shown}\": {e}"))
                 .with_source(e)
         };
-        let mut lowat = None;
-        let tcp = |host: String| async move {
-            let s = tokio::net::TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(io_error)?;
-            s.set_nodelay(true).map_err(io_error)?;
-            Ok::<_, Error>((s, host))
-        };
-        let (s, host) = match pg.get_hosts().first() {
-            Some(Host::Tcp(host)) => tcp(host.clone()).await?,
+        let (stream, lowat): (Box<dyn Stream>, _) = match pg.get_hosts().first() {
             #[cfg(unix)]
             Some(Host::Unix(dir)) => {
+                // Over a Unix socket: no TLS (as libpq), no low-water mark.
                 let path = Path::new(dir).join(format!(".s.PGSQL.{port}"));
                 let s = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(io_error)?;
-                let mut conn = ReplicationConnection {
-                    stream: Box::new(s),
-                    buf: BytesMut::with_capacity(64 * 1024),
-                    lowat,
-                    shown,
-                    replication,
-                };
-                conn.startup(&user, &database, pg.get_password(), replication)
-                    .await?;
-                return Ok(conn);
+                (Box::new(s), None)
             }
-            #[allow(unreachable_patterns)]
-            _ => tcp("localhost".to_owned()).await?,
+            host => {
+                let host = match host {
+                    Some(Host::Tcp(host)) => host.clone(),
+                    _ => "localhost".to_owned(),
+                };
+                let s = tokio::net::TcpStream::connect((host.as_str(), port))
+                    .await
+                    .map_err(io_error)?;
+                s.set_nodelay(true).map_err(io_error)?;
+                let lowat = if cfg!(target_os = "linux") {
+                    use std::os::fd::AsFd;
+                    s.as_fd().try_clone_to_owned().ok().map(|socket| LowWater {
+                        socket,
+                        raised: false,
+                    })
+                } else {
+                    None
+                };
+                (negotiate_tls(s, &tls, &host, &shown).await?, lowat)
+            }
         };
-        if cfg!(target_os = "linux") {
-            use std::os::fd::AsFd;
-            lowat = s.as_fd().try_clone_to_owned().ok().map(|socket| LowWater {
-                socket,
-                raised: false,
-            });
-        }
-        let stream = negotiate_tls(s, &tls, &host, &shown).await?;
         let mut conn = ReplicationConnection {
             stream,
             buf: BytesMut::with_capacity(64 * 1024),
