@@ -98,6 +98,12 @@ pub async fn run(path: &Path, once: bool, resnapshot: &[String]) -> Result<ExitC
         }
     }
     let _lock = DataDirLock::acquire(&config.data_dir)?;
+    // Streamed in-progress transactions wait for their commit beside the checkpoints.
+    for source in config.sources.values_mut() {
+        if let sluice_config::SourceConfig::Postgres(pg) = source {
+            pg.spill_dir = Some(config.data_dir.join("spill"));
+        }
+    }
     let store = Arc::new(FileCheckpointStore::new(&config.data_dir));
     let options = RunOptions {
         exit_when_idle: once,

@@ -173,6 +173,17 @@ pub struct PostgresSourceConfig {
     /// `delete_insert` (default) or `update`: how a primary-key change is emitted.
     #[serde(default)]
     pub primary_key_change: PrimaryKeyChange,
+    /// Ask the server (PostgreSQL 14+) to send a transaction bigger than its
+    /// `logical_decoding_work_mem` while it is still running. sluice keeps the streamed
+    /// changes in an unlinked file under `spill_dir` until the commit, then emits them (an
+    /// abort discards them). When false, the server spills such a transaction under its own
+    /// `pg_replslot` and sends it after the commit.
+    #[serde(default = "default_true")]
+    pub stream_in_progress: bool,
+    /// Where streamed in-progress transactions wait for their commit (set by `sluice run` to
+    /// `<data_dir>/spill`, not by the config file); unset, the system temporary directory.
+    #[serde(skip)]
+    pub spill_dir: Option<PathBuf>,
     /// Tables to read again before resuming the stream (set by `sluice run --resnapshot`,
     /// not by the config file).
     #[serde(skip)]
@@ -195,6 +206,8 @@ impl PostgresSourceConfig {
             snapshot_parallelism: DEFAULT_PG_SNAPSHOT_PARALLELISM,
             snapshot_chunk_pages: DEFAULT_PG_SNAPSHOT_CHUNK_PAGES,
             primary_key_change: PrimaryKeyChange::default(),
+            stream_in_progress: true,
+            spill_dir: None,
             resnapshot: Vec::new(),
         };
         c.fill_defaults(source_name);
@@ -424,6 +437,10 @@ fn glob(pattern: &str, text: &str) -> bool {
             None => return false,
         }
     }
+    true
+}
+
+fn default_true() -> bool {
     true
 }
 

@@ -18,12 +18,23 @@ use crate::replication::{
     ReplicationConnection, ReplicationMessage, parse_replication_message, standby_status_update,
 };
 use crate::snapshot;
+use crate::spill::{Replay, Routed, Streams};
 use crate::stream::Converter;
 
 /// Batches buffered between the capture task and `poll`.
 pub(crate) const CHANNEL_CAPACITY: usize = 4;
-/// The pgoutput protocol version requested.
-const PROTOCOL_VERSION: u32 = 1;
+/// The pgoutput protocol version to request from a server of `major` version: 1, or with
+/// `streaming` (in-progress transactions) 2 on PostgreSQL 14 and 3 on 15+ (3 adds two-phase
+/// messages, which sluice does not ask for). The decoder also reads 4 (PostgreSQL 16's
+/// parallel streaming), which sluice has no use for.
+pub(crate) fn protocol_version(major: u32, streaming: bool) -> u32 {
+    match major {
+        _ if !streaming => 1,
+        14 => 2,
+        15.. => 3,
+        _ => 1,
+    }
+}
 /// How long changes that fill less than a batch wait for more before they are handed over.
 /// A server streaming a backlog sends a few changes per read; handing each read over as its
 /// own batch costs the engine more per change than the change itself. 5 ms is well inside
@@ -157,14 +168,14 @@ impl Task {
                 return Ok(());
             }
         };
-        let conn = match conn {
+        let (conn, version) = match conn {
             Some(mut conn) => {
-                self.start_replication(&mut conn, from).await?;
-                conn
+                let version = self.start_replication(&mut conn, from).await?;
+                (conn, version)
             }
             None => self.connect_and_start(from).await?,
         };
-        self.stream(conn, from, &tables).await
+        self.stream(conn, version, from, &tables).await
     }
 
     /// Read the snapshot, then send the empty batch that marks it complete.
@@ -202,28 +213,38 @@ impl Task {
         Ok(Some(tables))
     }
 
-    fn start_sql(&self, from: PgLsn) -> String {
+    fn start_sql(&self, from: PgLsn, version: u32) -> String {
+        let streaming = if version >= 2 { ", streaming 'on'" } else { "" };
         format!(
-            "START_REPLICATION SLOT {} LOGICAL {from} (proto_version '{PROTOCOL_VERSION}', publication_names {}, messages 'true')",
+            "START_REPLICATION SLOT {} LOGICAL {from} (proto_version '{version}', publication_names {}, messages 'true'{streaming})",
             ident(&self.config.slot),
             literal(&ident(&self.config.publication))
         )
     }
 
-    async fn start_replication(&self, conn: &mut ReplicationConnection, from: PgLsn) -> Result<()> {
+    /// Start streaming on `conn`; returns the protocol version asked for.
+    async fn start_replication(
+        &self,
+        conn: &mut ReplicationConnection,
+        from: PgLsn,
+    ) -> Result<u32> {
         let what = format!(
             "starting replication from slot \"{}\" at {from}",
             self.config.slot
         );
-        conn.start_copy_both(&self.start_sql(from), &what).await
+        let version = protocol_version(conn.server_major(), self.config.stream_in_progress);
+        conn.start_copy_both(&self.start_sql(from, version), &what)
+            .await?;
+        tracing::debug!(source = %self.source, version, "pgoutput protocol");
+        Ok(version)
     }
 
-    async fn connect_and_start(&self, from: PgLsn) -> Result<ReplicationConnection> {
+    async fn connect_and_start(&self, from: PgLsn) -> Result<(ReplicationConnection, u32)> {
         let deadline = tokio::time::Instant::now() + SLOT_BUSY_RETRY;
         loop {
             let mut conn = ReplicationConnection::connect(&self.config).await?;
             match self.start_replication(&mut conn, from).await {
-                Ok(()) => return Ok(conn),
+                Ok(version) => return Ok((conn, version)),
                 // The slot is still held by a walsender of an earlier run that is exiting.
                 Err(e)
                     if e.message().contains("SQLSTATE 55006")
@@ -240,13 +261,15 @@ impl Task {
     async fn stream(
         mut self,
         mut conn: ReplicationConnection,
+        version: u32,
         from: PgLsn,
         tables: &[Table],
     ) -> Result<()> {
         let mut converter = Converter::new(self.source.clone(), tables, from)
             .with_key_change(self.config.primary_key_change)
             .following_publication(self.config.tables.is_empty());
-        let mut ctx = DecodeContext::new(PROTOCOL_VERSION);
+        let mut ctx = DecodeContext::new(version);
+        let mut streams = Streams::new(self.config.spill_dir.clone(), version);
         let interval = Duration::from_millis(self.config.status_interval_ms.max(1));
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -281,12 +304,25 @@ impl Task {
                             ))
                         })?;
                         ctx.observe(&message);
-                        converter.handle(message)?;
-                        if converter.ready() >= batch_size {
-                            handover_at = None;
-                            let batch = converter.take_batch();
-                            if !self.send(&mut conn, &mut ticker, &status, batch).await? {
-                                return Ok(());
+                        let mut replay = match streams.route(message, data)? {
+                            Routed::Now(message) => {
+                                converter.handle(message)?;
+                                None
+                            }
+                            Routed::Kept => None,
+                            Routed::Commit(replay) => Some(replay),
+                        };
+                        loop {
+                            if converter.ready() >= batch_size {
+                                handover_at = None;
+                                let batch = converter.take_batch();
+                                if !self.send(&mut conn, &mut ticker, &status, batch).await? {
+                                    return Ok(());
+                                }
+                            }
+                            match replay.as_mut().map(Replay::next_message).transpose()? {
+                                Some(Some(message)) => converter.handle(message)?,
+                                _ => break,
                             }
                         }
                     }

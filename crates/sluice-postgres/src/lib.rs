@@ -167,6 +167,7 @@ pub mod pgoutput;
 mod replication;
 mod snapshot;
 mod source;
+mod spill;
 mod stream;
 mod timestamp;
 mod tls;

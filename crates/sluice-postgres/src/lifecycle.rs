@@ -328,6 +328,23 @@ pub(crate) async fn check(config: &PostgresSourceConfig) -> Result<Vec<String>> 
         ));
     }
 
+    let major: u32 = setting(&client, "server_version_num")
+        .await?
+        .parse::<u32>()
+        .map_or(0, |n| n / 10_000);
+    let work_mem = setting(&client, "logical_decoding_work_mem").await?;
+    lines.push(match crate::capture::protocol_version(major, config.stream_in_progress) {
+        1 if config.stream_in_progress => format!(
+            "transactions bigger than logical_decoding_work_mem ({work_mem}) are spilled by the server and sent at commit (streaming them needs PostgreSQL 14+)"
+        ),
+        1 => format!(
+            "transactions bigger than logical_decoding_work_mem ({work_mem}) are spilled by the server and sent at commit (stream_in_progress = false)"
+        ),
+        version => format!(
+            "transactions bigger than logical_decoding_work_mem ({work_mem}) are streamed while they run (pgoutput protocol {version}) and wait in sluice's data directory until commit"
+        ),
+    });
+
     let row = client
         .query_one(
             "SELECT current_setting('max_replication_slots')::int, \

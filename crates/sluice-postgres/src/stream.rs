@@ -291,7 +291,7 @@ impl Converter {
             Message::Message { .. } | Message::Origin { .. } => {}
             other => {
                 return Err(Error::permanent(format!(
-                    "pgoutput sent a {} message, which protocol version 1 does not have",
+                    "pgoutput sent a {} message, which sluice does not ask for",
                     other.kind()
                 )));
             }

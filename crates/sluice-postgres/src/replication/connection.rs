@@ -40,6 +40,9 @@ pub(crate) struct ReplicationConnection {
     shown: String,
     /// A walsender connection (else an ordinary one).
     replication: bool,
+    /// The server's major version (15 for "15.8 (Debian ...)"), from its `server_version`
+    /// parameter at startup; 0 when it did not say.
+    server_major: u32,
 }
 
 impl std::fmt::Debug for ReplicationConnection {
@@ -196,10 +199,16 @@ impl ReplicationConnection {
             lowat,
             shown,
             replication,
+            server_major: 0,
         };
         conn.startup(&user, &database, pg.get_password(), replication)
             .await?;
         Ok(conn)
+    }
+
+    /// The server's major version (15 for PostgreSQL 15.8); 0 when it did not say.
+    pub fn server_major(&self) -> u32 {
+        self.server_major
     }
 
     fn kind(&self) -> &'static str {
@@ -339,7 +348,15 @@ impl ReplicationConnection {
                 }
                 b'E' => return Err(self.server_error("opening a replication connection", &m)),
                 b'Z' => return Ok(()),
-                // ParameterStatus, BackendKeyData, NoticeResponse.
+                b'S' => {
+                    let mut c = Cursor::new(&m.body, "ParameterStatus");
+                    if let (Ok(name), Ok(value)) = (c.cstr("a name"), c.cstr("a value"))
+                        && name == "server_version"
+                    {
+                        self.server_major = major_version(&value);
+                    }
+                }
+                // BackendKeyData, NoticeResponse.
                 _ => {}
             }
         }
@@ -606,5 +623,32 @@ impl ReplicationConnection {
         self.write(&out).await?;
         let flushed = self.stream.flush().await;
         flushed.map_err(|e| self.lost(e))
+    }
+}
+
+/// The major version in a `server_version` string: 15 for "15.8 (Debian 15.8-0+deb12u1)",
+/// 17 for "17beta1"; 0 when it does not start with a number.
+fn major_version(version: &str) -> u32 {
+    let digits = version.bytes().take_while(u8::is_ascii_digit).count();
+    version[..digits].parse().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::major_version;
+    use crate::capture::protocol_version;
+
+    #[test]
+    fn server_versions_pick_the_protocol() {
+        assert_eq!(major_version("15.8 (Debian 15.8-0+deb12u1)"), 15);
+        assert_eq!(major_version("17beta1"), 17);
+        assert_eq!(major_version("9.6.24"), 9);
+        assert_eq!(major_version("x"), 0);
+        assert_eq!(protocol_version(13, true), 1);
+        assert_eq!(protocol_version(14, true), 2);
+        assert_eq!(protocol_version(15, true), 3);
+        assert_eq!(protocol_version(18, true), 3);
+        assert_eq!(protocol_version(16, false), 1);
+        assert_eq!(protocol_version(0, true), 1);
     }
 }

@@ -1,6 +1,7 @@
 //! A one-million-row transaction streams through the source in bounded memory: the server
-//! spills it to disk and sluice hands it on `batch_size` changes at a time, never holding the
-//! whole transaction.
+//! streams it while it runs (it is far bigger than `logical_decoding_work_mem`), sluice
+//! spills it to a file until the commit, then hands it on `batch_size` changes at a time,
+//! never holding the whole transaction.
 
 use std::time::{Duration, Instant};
 

@@ -9,6 +9,7 @@ mod conformance;
 mod faults;
 mod huge_transaction;
 mod identity;
+mod in_progress;
 mod lifecycle;
 mod relations;
 mod schema;
