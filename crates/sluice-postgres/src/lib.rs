@@ -19,7 +19,8 @@
 //!   `snapshot_chunk_pages` pages (`WHERE ctid >= '(a,0)' AND ctid < '(b,0)'`, a TID range
 //!   scan; the last chunk of a table is open-ended, so pages added since its size was read
 //!   are read too), chunk `i` is read by connection `i % parallelism` with `COPY (SELECT
-//!   ...) TO STDOUT` (text format, decoded by the pure `copy_text` module), and the
+//!   ...) TO STDOUT` (binary when every column's type is one `copy_binary` decodes, else
+//!   text, decoded by the pure `copy_text` module), and the
 //!   chunks are emitted in order (tables in order, pages ascending) as `read` changes at
 //!   `{lsn: C, snapshot: true, progress}`; an empty batch at `{lsn: C}` marks the end. Each
 //!   connection feeds its own bounded channel, drained in chunk order, so memory holds a few
@@ -154,12 +155,16 @@
 //! - `copy_text`: splits `COPY ... TO STDOUT` text output (arriving in chunks that need not
 //!   end at rows) into rows and fields and unescapes them; never panics (property-tested on
 //!   arbitrary bytes, and against an encoder of the server's escapes).
+//! - `copy_binary`: splits `COPY ... (FORMAT binary)` output into tuples and turns each value
+//!   into exactly the [`sluice_core::Value`] its text output would give (the stream sends
+//!   text, and a snapshot row must equal a streamed one); never panics (fuzzed).
 //! - [`PgTimestamp`]: the server's timestamps (microseconds since 2000-01-01 UTC) and their
 //!   RFC 3339 form.
 
 mod capture;
 mod catalog;
 mod conn;
+mod copy_binary;
 mod copy_text;
 mod introspect;
 mod lifecycle;
@@ -205,6 +210,9 @@ pub async fn check(config: &PostgresSourceConfig) -> Result<Vec<String>> {
 /// `docs/reliability.md`). Not part of the API: nothing here is stable.
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::copy_binary::{
+        BinaryCopyError, BinaryTuple, CopyBinaryRows, binary_to_value, readable as binary_readable,
+    };
     pub use crate::copy_text::{CopyTextRows, field, fields};
     pub use crate::replication::protocol::{
         MAX_MESSAGE_BYTES, ProtocolError, ReplicationMessage, ServerError, frame_len,

@@ -110,3 +110,102 @@ async fn type_fidelity_snapshot_equals_stream() {
     drop(d);
     db.finish().await;
 }
+
+/// A table whose every column type the snapshot reads in binary (`COPY ... (FORMAT
+/// binary)`), with edge values, read by the snapshot and then copied by an INSERT that the
+/// stream delivers in text: both must give identical values.
+#[tokio::test]
+async fn binary_snapshot_equals_text_stream_at_the_edges() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        r#"CREATE TABLE b (
+            id int PRIMARY KEY, i2 smallint, i4 int, i8 bigint, o oid, f8 float8,
+            n numeric, n2 numeric(20,6), bo bool, tx text, vc varchar(20), ch char(5), nm name,
+            by bytea, u uuid, j json, jb jsonb, d date, ts timestamp, tstz timestamptz
+        );
+        INSERT INTO b VALUES
+        (1, 1, 2, 3, 4, 1.5, 1234567890.12, 1.5, true, 'plain', 'v', 'ab', 'nm', '\xdeadbeef',
+         'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2.50, null]}', '{"k": "v", "f": 1.10}',
+         '2024-02-29', '2024-01-02 03:04:05.123456', '2024-01-02 03:04:05.5+02'),
+        (2, 32767, -2147483648, 9223372036854775807, 4294967295, '-0', '-0.000001234', 0, false,
+         E'tab\there\nnew line \\ back é 😀', '', 'a', repeat('n', 63), '\x00ff',
+         'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '[1,   "x" ]', '{"big": 123456789012345678901234567890, "e": 1e3}',
+         '0044-03-15 BC', '0044-03-15 12:00:00.000001 BC', '294276-12-31 23:59:59.999999+00'),
+        (3, -32768, 0, -9223372036854775808, 0, 'NaN', 'NaN', '-12345678901234.123456', true,
+         '', 'x', '     ', '', '', '00000000-0000-0000-0000-000000000000', 'null', '[]',
+         'infinity', '-infinity', 'infinity'),
+        (4, 0, 7, 0, 1, 'Infinity', '-Infinity', 0.000001, false, 'x', 'y', 'z', 'w', '\x',
+         'ffffffff-ffff-ffff-ffff-ffffffffffff', '"s"', '"s"',
+         '4713-11-24 BC', '4713-11-24 00:00:00 BC', '2000-01-01 00:00:00+14'),
+        (5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+         NULL, NULL, NULL, NULL, NULL),
+        (6, 0, 0, 0, 0, 4.9e-324, '123456789012345678901234567890.000000000000000000001',
+         99999999999999.999999, true, 'x', 'x', 'x', 'x', '\x00', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+         '1e400', '{"n": -0.0}', '5874897-12-31', '1999-12-31 23:59:59.999999',
+         '1970-01-01 00:00:00.000001+00'),
+        (7, 0, 0, 0, 0, 1.7976931348623157e308, 1e-20, -0.5, false, 'x', 'x', 'x', 'x', '\x00',
+         'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{}', '{}', '2000-01-01', '2000-01-01',
+         '1900-02-28 23:00:00-01:30');"#,
+    )
+    .await;
+    let rows = 7;
+    let mut d = Driver::start(&db.config("app"), None).await;
+    d.until_count(rows).await;
+    db.exec("INSERT INTO b SELECT id + 100, i2, i4, i8, o, f8, n, n2, bo, tx, vc, ch, nm, by, u, j, jb, d, ts, tstz FROM b")
+        .await;
+    d.until_count(2 * rows).await;
+    let id = |c: &sluice_core::Change| match c.key.get("id") {
+        Some(Value::Int(i)) => *i,
+        other => panic!("id {other:?}"),
+    };
+    for read in d.changes.iter().filter(|c| c.op == Op::Read) {
+        let insert = d
+            .changes
+            .iter()
+            .find(|c| c.op == Op::Insert && id(c) == id(read) + 100)
+            .unwrap();
+        let a = read.after.as_ref().unwrap();
+        let b = insert.after.as_ref().unwrap();
+        for ((col, va), (_, vb)) in a.0.iter().zip(&b.0) {
+            if &**col != "id" {
+                assert_eq!(
+                    va.to_json(),
+                    vb.to_json(),
+                    "row {}, column {col}: snapshot (binary) and stream (text) differ",
+                    id(read)
+                );
+            }
+        }
+    }
+    let row = |i: i64| {
+        d.changes
+            .iter()
+            .find(|c| c.op == Op::Read && id(c) == i)
+            .unwrap()
+            .after
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(
+        row(2).get("ts"),
+        Some(&Value::Timestamp("-0043-03-15T12:00:00.000001".into()))
+    );
+    assert_eq!(
+        row(2).get("u"),
+        Some(&Value::Uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()))
+    );
+    assert_eq!(
+        row(3).get("n2"),
+        Some(&Value::Decimal("-12345678901234.123456".into()))
+    );
+    assert_eq!(row(3).get("d"), Some(&Value::Text("infinity".into())));
+    assert_eq!(
+        row(4).get("tstz"),
+        Some(&Value::TimestampTz("1999-12-31T10:00:00+00:00".into()))
+    );
+    assert_eq!(row(5).get("n"), Some(&Value::Null));
+    drop(d);
+    db.finish().await;
+}
