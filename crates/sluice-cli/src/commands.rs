@@ -14,7 +14,18 @@ use crate::InvalidConfig;
 
 /// Load and validate a config; errors exit with status 2.
 pub fn load(path: &Path) -> Result<Config> {
-    sluice_config::load(path).map_err(|e| InvalidConfig(e).into())
+    let config = sluice_config::load(path).map_err(InvalidConfig)?;
+    if let Some((field, e)) = registry::validate(&config) {
+        return Err(InvalidConfig(sluice_config::ConfigError {
+            file: config.file.clone(),
+            location: None,
+            path: Some(field),
+            message: e.message().to_owned(),
+            hint: None,
+        })
+        .into());
+    }
+    Ok(config)
 }
 
 pub async fn check(config: &crate::cli::ConfigArg) -> Result<ExitCode> {

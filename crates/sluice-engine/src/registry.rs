@@ -12,6 +12,20 @@ pub fn build_source(name: &str, config: &SourceConfig) -> Box<dyn Source> {
     }
 }
 
+/// Check each source's config beyond what the config loader knows, without connecting (a
+/// postgres `url`'s options and values). The first problem, with the path of its field.
+pub fn validate(config: &Config) -> Option<(String, Error)> {
+    config.sources.iter().find_map(|(name, source)| {
+        let result = match source {
+            SourceConfig::Sqlite(_) => Ok(()),
+            SourceConfig::Postgres(c) => {
+                sluice_postgres::validate(c).map_err(|e| (format!("sources.{name}.url"), e))
+            }
+        };
+        result.err()
+    })
+}
+
 /// Build a sink.
 pub fn build_sink(kind: &SinkKind) -> Box<dyn Sink> {
     match kind {

@@ -601,8 +601,24 @@ mod tests {
         // binary path while every one of its column types is readable.
         use oid::*;
         for t in [
-            INT4, INT2, INT8, OID, FLOAT8, NUMERIC, BOOL, TEXT, VARCHAR, BPCHAR, NAME, BYTEA, UUID,
-            JSON, JSONB, DATE, TIMESTAMP, TIMESTAMPTZ,
+            INT4,
+            INT2,
+            INT8,
+            OID,
+            FLOAT8,
+            NUMERIC,
+            BOOL,
+            TEXT,
+            VARCHAR,
+            BPCHAR,
+            NAME,
+            BYTEA,
+            UUID,
+            JSON,
+            JSONB,
+            DATE,
+            TIMESTAMP,
+            TIMESTAMPTZ,
         ] {
             assert!(readable(t), "type {t}");
         }

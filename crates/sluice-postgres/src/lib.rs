@@ -185,6 +185,12 @@ pub use introspect::{TableInfo, introspect};
 pub use source::PostgresSource;
 pub use timestamp::PgTimestamp;
 
+/// Check what can be checked of a source's config without connecting: that its `url`
+/// parses, with known options and valid values (`sslmode`, the port, ...).
+pub fn validate(config: &PostgresSourceConfig) -> Result<()> {
+    conn::parse_url(config).map(|_| ())
+}
+
 /// Create the publication (or add missing tables to it) and the logical replication slot.
 /// Idempotent; returns a line per thing done (for example `created publication "sluice_app"
 /// for "public.users"`).

@@ -404,3 +404,32 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn a_bad_postgres_url_is_an_invalid_config_before_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("?foo=bar", "foo"),
+        ("?sslmode=sometimes", "sslmode"),
+        ("?connect_timeout=soon", "connect_timeout"),
+    ];
+    for (params, named) in cases {
+        let config = dir.path().join("sluice.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[sources.pg]\ntype = \"postgres\"\nurl = \"postgres://app:s3cret@127.0.0.1:9/app{params}\"\n\n\
+                 [sinks.out]\ntype = \"null\"\ninputs = [\"pg\"]\n"
+            ),
+        )
+        .unwrap();
+        for cmd in ["check", "run"] {
+            let out = sluice().args([cmd, "-c"]).arg(&config).output().unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{cmd} {params}: {err}");
+            assert!(err.contains("at `sources.pg.url`"), "{params}: {err}");
+            assert!(err.contains(named), "{params}: {err}");
+            assert!(!err.contains("s3cret"), "the password leaked: {err}");
+        }
+    }
+}
