@@ -332,16 +332,25 @@ pub(crate) async fn check(config: &PostgresSourceConfig) -> Result<Vec<String>> 
         .await?
         .parse::<u32>()
         .map_or(0, |n| n / 10_000);
-    let work_mem = setting(&client, "logical_decoding_work_mem").await?;
+    // The setting exists from PostgreSQL 13; before, the server keeps 4,096 changes of a
+    // transaction in memory.
+    let work_mem = if major >= 13 {
+        format!(
+            "logical_decoding_work_mem ({})",
+            setting(&client, "logical_decoding_work_mem").await?
+        )
+    } else {
+        "4,096 changes".to_owned()
+    };
     lines.push(match crate::capture::protocol_version(major, config.stream_in_progress) {
         1 if config.stream_in_progress => format!(
-            "transactions bigger than logical_decoding_work_mem ({work_mem}) are spilled by the server and sent at commit (streaming them needs PostgreSQL 14+)"
+            "transactions bigger than {work_mem} are spilled by the server and sent at commit (streaming them needs PostgreSQL 14+)"
         ),
         1 => format!(
-            "transactions bigger than logical_decoding_work_mem ({work_mem}) are spilled by the server and sent at commit (stream_in_progress = false)"
+            "transactions bigger than {work_mem} are spilled by the server and sent at commit (stream_in_progress = false)"
         ),
         version => format!(
-            "transactions bigger than logical_decoding_work_mem ({work_mem}) are streamed while they run (pgoutput protocol {version}) and wait in sluice's data directory until commit"
+            "transactions bigger than {work_mem} are streamed while they run (pgoutput protocol {version}) and wait in sluice's data directory until commit"
         ),
     });
 

@@ -210,12 +210,44 @@ impl Spilled {
         Ok(())
     }
 
+    /// Cut the file back to `at` (a subtransaction aborted), keeping the Relation and Type
+    /// messages of the part cut: pgoutput sends a table's description once per streamed
+    /// transaction, inside whichever subtransaction touched the table first, and does not
+    /// promise to send it again; a later change of the transaction may need it.
     fn truncate(&mut self, at: u64) -> std::io::Result<()> {
         self.file.flush()?;
         let file = self.file.get_mut();
+        file.seek(SeekFrom::Start(at))?;
+        let mut kept = Vec::new();
+        {
+            let mut reader = BufReader::with_capacity(BUF_SIZE, &*file);
+            let mut len = [0u8; 4];
+            let mut pos = at;
+            while pos < self.len {
+                reader.read_exact(&mut len)?;
+                let len = u32::from_le_bytes(len);
+                let mut tag = [0u8; 1];
+                if len > 0 {
+                    reader.read_exact(&mut tag)?;
+                }
+                let rest = u64::from(len.saturating_sub(1));
+                if len > 0 && matches!(tag[0], b'R' | b'Y') {
+                    let mut message = vec![tag[0]; 1];
+                    message.resize(len as usize, 0);
+                    reader.read_exact(&mut message[1..])?;
+                    kept.push(message);
+                } else {
+                    reader.seek_relative(i64::try_from(rest).map_err(std::io::Error::other)?)?;
+                }
+                pos += 4 + u64::from(len);
+            }
+        }
         file.set_len(at)?;
         file.seek(SeekFrom::Start(at))?;
         self.len = at;
+        for message in kept {
+            self.append(&message)?;
+        }
         Ok(())
     }
 }
@@ -439,6 +471,36 @@ mod tests {
                 .message()
                 .contains("30")
         );
+    }
+
+    #[test]
+    fn a_subtransaction_abort_keeps_the_table_descriptions_it_carried() {
+        use crate::pgoutput::{Relation, RelationColumn, ReplicaIdentity};
+        let relation = Message::Relation(Relation {
+            xid: Some(51),
+            oid: 7,
+            namespace: "public".into(),
+            name: "t".into(),
+            replica_identity: ReplicaIdentity::Default,
+            columns: vec![RelationColumn {
+                key: true,
+                name: "id".into(),
+                type_oid: 23,
+                type_modifier: -1,
+            }],
+        });
+        let mut s = Session::new();
+        s.feed(start(50, true)).unwrap();
+        s.feed(relation.clone()).unwrap();
+        s.feed(insert(Some(51), "rolled-back")).unwrap();
+        s.feed(Message::StreamStop).unwrap();
+        s.feed(abort(50, 51)).unwrap();
+        s.feed(start(50, false)).unwrap();
+        s.feed(insert(Some(50), "kept")).unwrap();
+        s.feed(Message::StreamStop).unwrap();
+        let out = s.feed(commit(50, 500)).unwrap();
+        assert_eq!(ids(&out), ["begin 50", "Relation", "kept", "commit 0/1F4"]);
+        assert_eq!(out[1], relation);
     }
 
     #[test]

@@ -213,3 +213,43 @@ async fn with_streaming_off_the_server_sends_big_transactions_at_commit() {
     drop(d);
     db.finish().await;
 }
+
+/// On a new connection the table's description (Relation message) is sent inside the
+/// savepoint that first touched it; rolling that savepoint back after it was streamed must
+/// not take the description with it (PostgreSQL 15.18 sends it again after the rollback;
+/// sluice keeps the streamed one anyway, see `spill::Spilled::truncate`).
+#[tokio::test]
+async fn a_rolled_back_savepoint_that_carried_the_tables_description() {
+    let Some((db, other)) = streaming_db().await else {
+        return;
+    };
+    let mut config = db.config("app");
+    config.snapshot = SnapshotMode::Never;
+    db.exec("CREATE TABLE u (id int PRIMARY KEY)").await;
+    let mut d = Driver::start(&config, None).await;
+    d.drain().await;
+    other
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO u VALUES (1);
+             SAVEPOINT s;
+             INSERT INTO t SELECT g, repeat('r', 50) FROM generate_series(1, 50000) g;
+             ROLLBACK TO s;
+             INSERT INTO t VALUES (7, 'kept');
+             COMMIT;",
+        )
+        .await
+        .unwrap();
+    db.exec("INSERT INTO t VALUES (8, 'after')").await;
+    d.until("the committed rows", |c| ids(c).len() >= 3).await;
+    let t: Vec<Change> = d
+        .changes
+        .iter()
+        .filter(|c| &*c.table == "public.t")
+        .cloned()
+        .collect();
+    assert_eq!(ids(&t), [7, 8]);
+    assert!(streamed(&db, &config.slot).await.0 >= 1, "nothing streamed");
+    drop(d);
+    db.finish().await;
+}
