@@ -253,3 +253,57 @@ async fn a_rolled_back_savepoint_that_carried_the_tables_description() {
     drop(d);
     db.finish().await;
 }
+
+/// A column added inside a streamed transaction: the schema event comes between the rows of
+/// the old shape and those of the new, all in the one transaction; a truncate in it too.
+#[tokio::test]
+async fn ddl_and_truncate_inside_a_streamed_transaction_keep_their_place() {
+    let Some((db, other)) = streaming_db().await else {
+        return;
+    };
+    let mut config = db.config("app");
+    config.snapshot = SnapshotMode::Never;
+    let mut d = Driver::start(&config, None).await;
+    d.drain().await;
+    other
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO t SELECT g, repeat('a', 50) FROM generate_series(1, 3000) g;
+             TRUNCATE t;
+             INSERT INTO t SELECT g, repeat('b', 50) FROM generate_series(3001, 6000) g;
+             ALTER TABLE t ADD COLUMN extra int;
+             INSERT INTO t SELECT g, 'c', g FROM generate_series(6001, 9000) g;
+             COMMIT;",
+        )
+        .await
+        .unwrap();
+    d.until("the last row", |c| ids(c).contains(&9000)).await;
+    assert!(streamed(&db, &config.slot).await.0 >= 1, "nothing streamed");
+    let ops: Vec<Op> = d.changes.iter().map(|c| c.op).collect();
+    let truncate = ops.iter().position(|o| *o == Op::Truncate).unwrap();
+    let schema = ops.iter().rposition(|o| *o == Op::Schema).unwrap();
+    let inserted = ids(&d.changes);
+    assert_eq!(inserted, (1..=9000).collect::<Vec<i64>>());
+    let index_of = |id: i64| {
+        d.changes
+            .iter()
+            .position(|c| c.op == Op::Insert && int(&c.key, "id") == id)
+            .unwrap()
+    };
+    assert!(index_of(3000) < truncate && truncate < index_of(3001));
+    assert!(index_of(6000) < schema && schema < index_of(6001));
+    let last = d.changes.iter().rfind(|c| c.op == Op::Insert).unwrap();
+    assert_eq!(
+        last.after.as_ref().unwrap().get("extra"),
+        Some(&sluice_core::Value::Int(9000))
+    );
+    let tx: std::collections::BTreeSet<&str> = d
+        .changes
+        .iter()
+        .filter(|c| c.op != Op::Schema)
+        .map(|c| c.tx.as_ref().unwrap().id.as_str())
+        .collect();
+    assert_eq!(tx.len(), 1, "one transaction");
+    drop(d);
+    db.finish().await;
+}
