@@ -276,7 +276,7 @@ impl Task {
         let batch_size = self.config.batch_size.max(1);
         let mut status = Status {
             received: from,
-            idle_at: None,
+            idle: None,
         };
         // The WAL end of the last message if it was a keepalive outside a transaction.
         let mut at_keepalive: Option<PgLsn> = None;
@@ -333,7 +333,7 @@ impl Task {
                         status.received = status.received.max(wal_end);
                         at_keepalive = (!converter.in_transaction()).then_some(wal_end);
                         if !converter.in_transaction() && !converter.has_progress() {
-                            status.idle_at = Some((wal_end, converter.taken()));
+                            status.idle = Some(wal_end);
                         }
                         if reply_requested {
                             self.send_status(&mut conn, &status).await?;
@@ -371,7 +371,12 @@ impl Task {
             tokio::select! {
                 read = conn.fill() => read?,
                 _ = linger => {}
-                _ = ticker.tick() => self.send_status(&mut conn, &status).await?,
+                _ = ticker.tick() => {
+                    if let Some(lsn) = status.idle.take() {
+                        converter.idle_at(lsn);
+                    }
+                    self.send_status(&mut conn, &status).await?;
+                }
                 changed = self.confirmed.changed() => {
                     if changed.is_err() {
                         return Ok(());
@@ -408,17 +413,12 @@ impl Task {
         }
     }
 
-    /// Tell the server how far the engine has checkpointed. When everything emitted before
-    /// the last idle keepalive is confirmed, the flush position follows the server's WAL
-    /// end, so an idle slot holds no WAL.
+    /// Tell the server how far the engine has checkpointed: never further, so the slot's
+    /// confirmed position is never past this pipeline's checkpoint (which is how a slot
+    /// moved by something else is told apart at start). An idle slot still holds no WAL:
+    /// idle keepalives move the resume position, and so the checkpoint, forward.
     async fn send_status(&self, conn: &mut ReplicationConnection, status: &Status) -> Result<()> {
-        let confirmed = *self.confirmed.borrow();
-        let mut flush = confirmed;
-        if let Some((wal_end, emitted)) = status.idle_at
-            && confirmed >= emitted
-        {
-            flush = flush.max(wal_end);
-        }
+        let flush = *self.confirmed.borrow();
         let write = status.received.max(flush);
         conn.send_copy_data(&standby_status_update(write, flush, flush, false))
             .await?;
@@ -431,9 +431,10 @@ impl Task {
 struct Status {
     /// Highest WAL end the server reported.
     received: PgLsn,
-    /// The WAL end of the last keepalive that found nothing in flight, with the position of
-    /// the last batch emitted before it.
-    idle_at: Option<(PgLsn, PgLsn)>,
+    /// The WAL end of the last keepalive that found nothing in flight: at the next status
+    /// tick it becomes the resume position (an empty batch the engine checkpoints), so an
+    /// idle slot holds no WAL. At most one such checkpoint per `status_interval_ms`.
+    idle: Option<PgLsn>,
 }
 
 /// Write a heartbeat into the WAL every `interval`, so a slot on a quiet database still sees

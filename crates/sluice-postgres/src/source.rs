@@ -174,6 +174,16 @@ impl PostgresSource {
                         "replication slot \"{slot}\" does not exist, so changes after the checkpoint at {lsn} may be lost (hint: run `sluice teardown`, delete the checkpoint of this source, and start again with a new snapshot)"
                     )));
                 }
+                if !snapshot
+                    && let Some(ahead) = state
+                        .as_ref()
+                        .and_then(|s| s.confirmed_flush)
+                        .filter(|f| *f > lsn)
+                {
+                    // sluice confirms only what it checkpointed, so something else moved
+                    // the slot, or this data directory is older than the slot's position.
+                    tracing::warn!(source = %self.name, slot = %slot, checkpoint = %lsn, slot_confirmed = %ahead, "replication slot \"{slot}\" is confirmed up to {ahead}, past this pipeline's checkpoint at {lsn}: changes committed in between ({} bytes of WAL) were not delivered here and the server will not send them again (another consumer of the slot, pg_replication_slot_advance, or a data directory restored from an older backup; hint: give each pipeline its own `slot`, and read the tables again with `sluice run --resnapshot TABLE`)", ahead.0 - lsn.0);
+                }
                 if !snapshot {
                     let wanted = &self.config.resnapshot;
                     if wanted.is_empty() || self.resnapshot_done.swap(true, Ordering::AcqRel) {

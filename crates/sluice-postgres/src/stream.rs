@@ -171,9 +171,18 @@ impl Converter {
         }
     }
 
-    /// The resume position of the last batch taken.
-    pub fn taken(&self) -> PgLsn {
-        self.taken
+    /// Nothing is in flight and the server has sent everything before `lsn` (an idle
+    /// keepalive's WAL end): make `lsn` the resume position, so the next batch, empty,
+    /// carries it to the checkpoint. False (and nothing changes) when a transaction is open,
+    /// changes wait to be taken, or `lsn` is not ahead.
+    pub fn idle_at(&mut self, lsn: PgLsn) -> bool {
+        let idle = self.tx.is_none() && self.pending.is_none() && self.out.is_empty();
+        if idle && lsn > self.committed {
+            self.committed = lsn;
+            true
+        } else {
+            false
+        }
     }
 
     /// Feed one message, in stream order.

@@ -8,6 +8,7 @@ mod crash;
 mod pg;
 mod pg_crash;
 mod pg_restart;
+mod pg_slot;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

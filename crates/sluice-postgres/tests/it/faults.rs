@@ -167,6 +167,19 @@ async fn idle_slot_is_confirmed_to_the_server_end() {
         confirmed >= target,
         "slot stuck at {confirmed}, server at {target}"
     );
+    // ... and never past what the pipeline checkpointed: the idle position reached the
+    // server through a checkpoint (an empty batch), so a slot ahead of a checkpoint at start
+    // means something else moved it.
+    let Some(sluice_core::Position::Pg {
+        lsn: checkpoint, ..
+    }) = d.last_position.clone()
+    else {
+        panic!("no checkpoint: {:?}", d.last_position)
+    };
+    assert!(
+        confirmed <= checkpoint,
+        "slot confirmed {confirmed}, past the checkpoint {checkpoint}"
+    );
     assert!(
         d.changes
             .iter()
