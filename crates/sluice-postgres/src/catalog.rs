@@ -72,9 +72,16 @@ const ALL_TABLES_WITH_KEY: &str = "SELECT n.nspname::text, c.relname::text FROM 
     AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
     ORDER BY 1, 2";
 
+/// The columns pgoutput publishes: generated columns (PostgreSQL 12+) are not among them.
 const COLUMNS: &str = "SELECT a.attname::text, a.atttypid, a.atttypmod, \
     format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
     WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+    ORDER BY a.attnum";
+
+/// [`COLUMNS`] before PostgreSQL 12, which has no generated columns (nor `attgenerated`).
+const COLUMNS_BEFORE_12: &str = "SELECT a.attname::text, a.atttypid, a.atttypmod, \
+    format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+    WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
     ORDER BY a.attnum";
 
 /// Key columns of the primary key (`indisprimary`) and of the replica identity index
@@ -103,6 +110,11 @@ const PUBLISHED_SHAPE: &str = "SELECT p.attnames::text[], p.rowfilter FROM pg_pu
 /// publication exists, its tables that have a key; else every table with a primary key. A
 /// configured table that does not exist is a permanent error; so is an empty result.
 pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> Result<Vec<Table>> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| pg_error(e, "reading the server version"))?
+        .get(0);
     let publication = &config.publication;
     let names: Vec<(String, String)> = if config.tables.is_empty() {
         let exists = crate::lifecycle::publication_exists(client, publication).await?;
@@ -146,7 +158,7 @@ pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> 
     let mut tables = Vec::with_capacity(names.len());
     let mut missing = Vec::new();
     for (schema, name) in names {
-        match find(client, &schema, &name).await? {
+        match find(client, version, &schema, &name).await? {
             Some(t) => tables.push(t),
             None => missing.push(format!("\"{schema}.{name}\"")),
         }
@@ -166,7 +178,7 @@ pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> 
             )));
         }
     }
-    narrow_to_publication(client, publication, &mut tables).await?;
+    narrow_to_publication(client, version, publication, &mut tables).await?;
     Ok(tables)
 }
 
@@ -175,14 +187,10 @@ pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> 
 /// snapshot. Tables not (yet) in the publication, or an older server, are left whole.
 async fn narrow_to_publication(
     client: &Client,
+    version: i32,
     publication: &str,
     tables: &mut [Table],
 ) -> Result<()> {
-    let version: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await
-        .map_err(|e| pg_error(e, "reading the server version"))?
-        .get(0);
     if version < 150_000 {
         return Ok(());
     }
@@ -227,7 +235,7 @@ async fn narrow_to_publication(
 }
 
 /// One table by name, if it exists.
-async fn find(client: &Client, schema: &str, name: &str) -> Result<Option<Table>> {
+async fn find(client: &Client, version: i32, schema: &str, name: &str) -> Result<Option<Table>> {
     let what = format!("reading the catalog entry of table \"{schema}.{name}\"");
     let Some(row) = client
         .query_opt(FIND_TABLE, &[&schema, &name])
@@ -240,8 +248,13 @@ async fn find(client: &Client, schema: &str, name: &str) -> Result<Option<Table>
     let identity: String = row.get(1);
     let partitioned: bool = row.get(2);
     let replica_identity = identity.chars().next().unwrap_or('d');
+    let columns_sql = if version >= 120_000 {
+        COLUMNS
+    } else {
+        COLUMNS_BEFORE_12
+    };
     let columns: Vec<TableColumn> = client
-        .query(COLUMNS, &[&oid])
+        .query(columns_sql, &[&oid])
         .await
         .map_err(|e| pg_error(e, &what))?
         .iter()
