@@ -457,3 +457,45 @@ async fn a_lone_change_after_a_burst_arrives_promptly() {
     drop(d);
     db.finish().await;
 }
+
+/// Names that need quoting (mixed case, spaces, a double quote, a reserved word) in the
+/// schema, the table and the columns: captured by snapshot and stream alike, named as they
+/// are.
+#[tokio::test]
+async fn names_that_need_quoting_are_captured_as_they_are() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        r#"CREATE SCHEMA "Odd Schema";
+        CREATE TABLE "Odd Schema"."Mixed ""Case"" Table" ("Id" int PRIMARY KEY, "col a" text, "select" int);
+        INSERT INTO "Odd Schema"."Mixed ""Case"" Table" VALUES (1, 'one', 1);"#,
+    )
+    .await;
+    let mut config = db.config("app");
+    config.tables = vec![r#"Odd Schema.Mixed "Case" Table"#.into()];
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(1).await;
+    db.exec(r#"INSERT INTO "Odd Schema"."Mixed ""Case"" Table" VALUES (2, 'two', 2); UPDATE "Odd Schema"."Mixed ""Case"" Table" SET "col a" = 'uno' WHERE "Id" = 1;"#)
+        .await;
+    d.until_count(3).await;
+    for c in &d.changes {
+        assert_eq!(&*c.table, r#"Odd Schema.Mixed "Case" Table"#);
+        let cols: Vec<&str> = c
+            .after
+            .as_ref()
+            .unwrap()
+            .0
+            .iter()
+            .map(|(n, _)| &**n)
+            .collect();
+        assert_eq!(cols, ["Id", "col a", "select"]);
+        assert!(c.key.get("Id").is_some(), "{:?}", c.key);
+    }
+    assert_eq!(
+        ops(&d.changes).iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        [Op::Read, Op::Insert, Op::Update]
+    );
+    drop(d);
+    db.finish().await;
+}
