@@ -43,6 +43,18 @@ pub(crate) fn parse_url(
             crate::tls::describe(&e as &(dyn std::error::Error + 'static))
         ))
     })?;
+    if pg.get_hosts().is_empty() {
+        return Err(Error::permanent(format!(
+            "invalid postgres url \"{}\": it names no host (hint: postgres://user:password@host:port/database, or ?host=/var/run/postgresql for a Unix socket)",
+            redact_url(url)
+        )));
+    }
+    if pg.get_ports().contains(&0) {
+        return Err(Error::permanent(format!(
+            "invalid postgres url \"{}\": port 0 (hint: PostgreSQL listens on 5432 by default)",
+            redact_url(url)
+        )));
+    }
     pg.ssl_mode(tls.tokio_postgres_mode());
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(CONNECT_TIMEOUT);

@@ -88,7 +88,16 @@ pub(crate) struct TlsParams {
 /// and key=value (`host=... sslmode=...`) forms are understood.
 pub(crate) fn split_url(url: &str) -> std::result::Result<(String, TlsParams), String> {
     let mut params = TlsParams::default();
+    let mut seen: Vec<String> = Vec::new();
     let mut take = |key: &str, value: String| -> std::result::Result<bool, String> {
+        if matches!(key, "sslmode" | "sslrootcert" | "sslcert" | "sslkey") {
+            // libpq takes the last one; a url saying both `require` and `disable` is a
+            // mistake better refused than guessed at.
+            if seen.iter().any(|k| k == key) {
+                return Err(format!("{key} is given more than once"));
+            }
+            seen.push(key.to_owned());
+        }
         match key {
             "sslmode" => {
                 params.mode = SslMode::parse(&value).ok_or_else(|| {

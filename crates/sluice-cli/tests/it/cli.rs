@@ -412,6 +412,10 @@ fn a_bad_postgres_url_is_an_invalid_config_before_any_connection() {
         ("?foo=bar", "foo"),
         ("?sslmode=sometimes", "sslmode"),
         ("?connect_timeout=soon", "connect_timeout"),
+        (
+            "?sslmode=require&sslmode=disable",
+            "sslmode is given more than once",
+        ),
     ];
     for (params, named) in cases {
         let config = dir.path().join("sluice.toml");
@@ -431,5 +435,28 @@ fn a_bad_postgres_url_is_an_invalid_config_before_any_connection() {
             assert!(err.contains(named), "{params}: {err}");
             assert!(!err.contains("s3cret"), "the password leaked: {err}");
         }
+    }
+    // A url that names no host, or port 0, can never connect: a config error too, not a
+    // connection retried for ever.
+    for (url, named) in [
+        ("postgres://app:s3cret@/app", "names no host"),
+        ("postgres://app:s3cret@127.0.0.1:0/app", "port 0"),
+    ] {
+        let config = dir.path().join("sluice.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[sources.pg]\ntype = \"postgres\"\nurl = \"{url}\"\n\n[sinks.out]\ntype = \"null\"\ninputs = [\"pg\"]\n"
+            ),
+        )
+        .unwrap();
+        let out = sluice().args(["run", "-c"]).arg(&config).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert!(
+            err.contains("at `sources.pg.url`") && err.contains(named),
+            "{url}: {err}"
+        );
+        assert!(!err.contains("s3cret"), "the password leaked: {err}");
     }
 }
