@@ -418,13 +418,7 @@ fn timestamp_text(micros: i64, with_tz: bool) -> Option<String> {
         i64::MAX => return Some("infinity".to_owned()),
         _ => {}
     }
-    let mut date = micros.div_euclid(USECS_PER_DAY);
-    let time = micros.rem_euclid(USECS_PER_DAY);
-    date += POSTGRES_EPOCH_JDATE;
-    if !(0..=i64::from(i32::MAX)).contains(&date) {
-        return None;
-    }
-    let (year, month, day) = j2date(date);
+    let ((year, month, day), time) = split_timestamp(micros)?;
     let mut out = String::with_capacity(40);
     push_date(&mut out, year, month, day);
     out.push(' ');
@@ -436,6 +430,16 @@ fn timestamp_text(micros: i64, with_tz: bool) -> Option<String> {
         out.push_str(" BC");
     }
     Some(out)
+}
+
+/// A timestamp's calendar date and microseconds since its midnight (PostgreSQL's
+/// `timestamp2tm` in UTC); `None` out of the server's range.
+fn split_timestamp(micros: i64) -> Option<((i64, u32, u32), i64)> {
+    let date = micros.div_euclid(USECS_PER_DAY) + POSTGRES_EPOCH_JDATE;
+    let time = micros.rem_euclid(USECS_PER_DAY);
+    (0..=i64::from(i32::MAX))
+        .contains(&date)
+        .then(|| (j2date(date), time))
 }
 
 /// `HH:MM:SS[.ffffff]` of `micros` since midnight, trailing fraction zeros dropped (as the
@@ -469,9 +473,7 @@ fn iso_timestamp_fast(micros: i64, with_tz: bool) -> Option<String> {
     if !(MIN..MAX).contains(&micros) {
         return None;
     }
-    let date = micros.div_euclid(USECS_PER_DAY) + POSTGRES_EPOCH_JDATE;
-    let time = micros.rem_euclid(USECS_PER_DAY);
-    let (year, month, day) = j2date(date);
+    let ((year, month, day), time) = split_timestamp(micros)?;
     let mut out = String::with_capacity(32);
     push_date(&mut out, year, month, day);
     out.push('T');

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use sluice_config::model::SnapshotMode;
+use sluice_config::model::{PostgresSourceConfig, SnapshotMode};
 use sluice_core::{Change, Op};
 use tokio_postgres::Client;
 
@@ -42,6 +42,25 @@ async fn streamed(db: &TestDb, slot: &str) -> (i64, i64) {
     row.map_or((0, 0), |r| (r.get(0), r.get(1)))
 }
 
+/// A source streaming from a new slot (no snapshot), drained; `stream_in_progress` as given.
+async fn start(db: &TestDb, stream_in_progress: bool) -> (PostgresSourceConfig, Driver) {
+    let mut config = db.config("app");
+    config.snapshot = SnapshotMode::Never;
+    config.stream_in_progress = stream_in_progress;
+    let mut d = Driver::start(&config, None).await;
+    d.drain().await;
+    (config, d)
+}
+
+/// Poll until the server has streamed part of an open transaction.
+async fn until_streamed(db: &TestDb, slot: &str, d: &mut Driver) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while streamed(db, slot).await.1 == 0 {
+        assert!(Instant::now() < deadline, "the server streamed nothing");
+        d.poll_once().await.unwrap();
+    }
+}
+
 fn ids(changes: &[Change]) -> Vec<i64> {
     changes
         .iter()
@@ -55,10 +74,7 @@ async fn a_streamed_transaction_arrives_at_its_commit_without_its_rolled_back_pa
     let Some((db, other)) = streaming_db().await else {
         return;
     };
-    let mut config = db.config("app");
-    config.snapshot = SnapshotMode::Never;
-    let mut d = Driver::start(&config, None).await;
-    d.drain().await;
+    let (config, mut d) = start(&db, true).await;
 
     // A big transaction with a savepoint rolled back after its rows were streamed, and one
     // released; a small transaction commits while it is open; then a big one aborts.
@@ -81,11 +97,7 @@ async fn a_streamed_transaction_arrives_at_its_commit_without_its_rolled_back_pa
     db.exec("INSERT INTO t VALUES (100000, 'small, committed first')")
         .await;
     // Let the server stream the open transaction before it commits.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while streamed(&db, &config.slot).await.1 == 0 {
-        assert!(Instant::now() < deadline, "the server streamed nothing");
-        d.poll_once().await.unwrap();
-    }
+    until_streamed(&db, &config.slot, &mut d).await;
     d.until_count(1).await;
     d.drain().await;
     assert_eq!(
@@ -153,9 +165,7 @@ async fn a_restart_while_a_transaction_streams_gets_it_whole_once() {
     let Some((db, other)) = streaming_db().await else {
         return;
     };
-    let mut config = db.config("app");
-    config.snapshot = SnapshotMode::Never;
-    let mut d = Driver::start(&config, None).await;
+    let (config, mut d) = start(&db, true).await;
     db.exec("INSERT INTO t VALUES (0, 'before')").await;
     d.until_count(1).await;
     let checkpoint = d.last_position.clone();
@@ -166,11 +176,7 @@ async fn a_restart_while_a_transaction_streams_gets_it_whole_once() {
         )
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while streamed(&db, &config.slot).await.1 == 0 {
-        assert!(Instant::now() < deadline, "the server streamed nothing");
-        d.poll_once().await.unwrap();
-    }
+    until_streamed(&db, &config.slot, &mut d).await;
     // Stop with part of the transaction spilled, as a crash would.
     drop(d);
     let mut d = Driver::start(&config, checkpoint).await;
@@ -192,11 +198,7 @@ async fn with_streaming_off_the_server_sends_big_transactions_at_commit() {
     let Some((db, other)) = streaming_db().await else {
         return;
     };
-    let mut config = db.config("app");
-    config.snapshot = SnapshotMode::Never;
-    config.stream_in_progress = false;
-    let mut d = Driver::start(&config, None).await;
-    d.drain().await;
+    let (config, mut d) = start(&db, false).await;
     other
         .batch_execute(
             "BEGIN;
@@ -223,11 +225,8 @@ async fn a_rolled_back_savepoint_that_carried_the_tables_description() {
     let Some((db, other)) = streaming_db().await else {
         return;
     };
-    let mut config = db.config("app");
-    config.snapshot = SnapshotMode::Never;
     db.exec("CREATE TABLE u (id int PRIMARY KEY)").await;
-    let mut d = Driver::start(&config, None).await;
-    d.drain().await;
+    let (config, mut d) = start(&db, true).await;
     other
         .batch_execute(
             "BEGIN;
@@ -261,10 +260,7 @@ async fn ddl_and_truncate_inside_a_streamed_transaction_keep_their_place() {
     let Some((db, other)) = streaming_db().await else {
         return;
     };
-    let mut config = db.config("app");
-    config.snapshot = SnapshotMode::Never;
-    let mut d = Driver::start(&config, None).await;
-    d.drain().await;
+    let (config, mut d) = start(&db, true).await;
     other
         .batch_execute(
             "BEGIN;
