@@ -88,8 +88,9 @@ pub enum SnapshotMode {
 pub struct SqliteSourceConfig {
     /// Database file (relative paths are relative to the config file).
     pub path: PathBuf,
-    /// Tables to capture (`users` or `main.users`); empty means every table with a primary key.
-    #[serde(default)]
+    /// Tables to capture (`users` or `main.users`); left out, every table with a primary
+    /// key. An empty list in the file is refused (it would capture everything, not nothing).
+    #[serde(default, deserialize_with = "listed_tables")]
     pub tables: Vec<String>,
     /// `initial` (default) or `never`.
     #[serde(default)]
@@ -137,8 +138,9 @@ pub struct PostgresSourceConfig {
     pub url: Secret,
     /// Tables to capture, `schema.table` or `table` (meaning `public.table`); empty means the
     /// tables with a key in `publication` when it exists, else every table with a primary
-    /// key in every non-system schema.
-    #[serde(default)]
+    /// key in every non-system schema. An empty list in the file is refused (it would
+    /// capture everything, not nothing).
+    #[serde(default, deserialize_with = "listed_tables")]
     pub tables: Vec<String>,
     /// Logical replication slot name (lowercase letters, digits and `_`, at most 63 bytes).
     #[serde(default)]
@@ -442,6 +444,19 @@ fn glob(pattern: &str, text: &str) -> bool {
 
 fn default_true() -> bool {
     true
+}
+
+/// A source's `tables` as written in the file: at least one table. Leaving the key out
+/// captures every keyed table; `tables = []` would read as "capture nothing" but means
+/// the same as leaving it out, so it is refused rather than guessed at.
+fn listed_tables<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let tables = <Vec<String> as serde::Deserialize>::deserialize(d)?;
+    if tables.is_empty() {
+        return Err(serde::de::Error::custom(
+            "`tables` is empty: list at least one table, or leave `tables` out to capture every table with a primary key",
+        ));
+    }
+    Ok(tables)
 }
 
 #[cfg(test)]

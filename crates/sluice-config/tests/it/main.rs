@@ -192,7 +192,11 @@ fn postgres_source_rejects_bad_values() {
             "url = \"postgres://x\"\nslots = \"x\"",
             "unknown field `slots`",
         ),
-        ("tables = []", "missing field `url`"),
+        ("tables = [\"t\"]", "missing field `url`"),
+        (
+            "url = \"postgres://x\"\ntables = []",
+            "at `sources.app.tables`: `tables` is empty",
+        ),
     ];
     for (fields, expected) in cases {
         let text = format!(
