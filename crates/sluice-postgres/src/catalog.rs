@@ -178,8 +178,40 @@ pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> 
             )));
         }
     }
+    if version >= 120_000 && tables.len() > 1 {
+        reject_partitions_of_captured(client, &tables).await?;
+    }
     narrow_to_publication(client, version, publication, &mut tables).await?;
     Ok(tables)
+}
+
+/// The partitioned tables above `oid` (empty for a table that is not a partition).
+const ANCESTORS: &str = "SELECT n.nspname::text || '.' || c.relname::text \
+    FROM pg_partition_ancestors($1::oid::regclass) a \
+    JOIN pg_class c ON c.oid = a.relid JOIN pg_namespace n ON n.oid = c.relnamespace \
+    WHERE a.relid <> $1::oid";
+
+/// A partition captured beside its partitioned table would be read twice by the snapshot
+/// (once in each) and published only once: refuse it.
+async fn reject_partitions_of_captured(client: &Client, tables: &[Table]) -> Result<()> {
+    for table in tables {
+        let ancestors = client.query(ANCESTORS, &[&table.oid]).await.map_err(|e| {
+            pg_error(
+                e,
+                &format!("reading the partition tree of \"{}\"", table.qualified()),
+            )
+        })?;
+        for row in ancestors {
+            let ancestor: String = row.get(0);
+            if tables.iter().any(|t| t.qualified() == ancestor) {
+                return Err(Error::permanent(format!(
+                    "both \"{ancestor}\" and its partition \"{}\" are captured: the partition's rows would be read twice (hint: list only \"{ancestor}\" in `tables`; its partitions' changes are captured as it)",
+                    table.qualified()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Narrow `tables` to what the publication publishes of them: a PostgreSQL 15+ column list
@@ -209,6 +241,34 @@ async fn narrow_to_publication(
         let published: Option<Vec<String>> = row.get(0);
         table.row_filter = row.get(1);
         if let Some(published) = published {
+            let left_out: Vec<&str> = table
+                .key
+                .iter()
+                .filter(|k| !published.iter().any(|p| **p == ***k))
+                .map(|k| &**k)
+                .collect();
+            if !left_out.is_empty() {
+                let columns: Vec<String> = table
+                    .key
+                    .iter()
+                    .map(|k| &**k)
+                    .chain(
+                        published
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|p| !table.key.iter().any(|k| **k == **p)),
+                    )
+                    .map(ident)
+                    .collect();
+                return Err(Error::permanent(format!(
+                    "publication \"{publication}\" publishes table \"{}\" without its key column(s) {}: sluice could not tell its rows apart (hint: ALTER PUBLICATION {pub_sql} DROP TABLE {t}; ALTER PUBLICATION {pub_sql} ADD TABLE {t} ({}))",
+                    table.qualified(),
+                    left_out.join(", "),
+                    columns.join(", "),
+                    pub_sql = ident(publication),
+                    t = table.sql(),
+                )));
+            }
             let before = table.columns.len();
             table
                 .columns

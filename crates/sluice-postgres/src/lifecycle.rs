@@ -1,14 +1,12 @@
 //! `sluice setup`, `teardown` and `check` for PostgreSQL: the publication and the logical
 //! replication slot. All of them are idempotent and say what they did.
 
-use std::collections::BTreeSet;
-
 use sluice_config::model::PostgresSourceConfig;
 use sluice_core::{Error, PgLsn, Result};
 use tokio_postgres::Client;
 
 use crate::catalog::{self, Table, identity_problem};
-use crate::conn::{connect, ident, pg_error, shown_url};
+use crate::conn::{connect, ident, literal, pg_error, shown_url};
 
 /// What the catalog says about a replication slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +59,26 @@ pub(crate) fn slot_problem(slot: &str, state: &SlotState, database: &str) -> Opt
     None
 }
 
+/// The comment on publications sluice creates.
+const CREATED_BY_SLUICE: &str = "created by sluice";
+
+/// Whether sluice created the publication: it carries sluice's comment, or (made before
+/// sluice marked them) it has no comment and the default name `sluice_<source>`.
+async fn made_by_sluice(client: &Client, publication: &str) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| pg_error(e, &format!("reading publication \"{publication}\"")))?;
+    let comment: Option<String> = row.get(0);
+    Ok(match comment {
+        Some(c) => c == CREATED_BY_SLUICE,
+        None => publication.starts_with("sluice_"),
+    })
+}
+
 pub(crate) async fn publication_exists(client: &Client, publication: &str) -> Result<bool> {
     Ok(client
         .query_opt(
@@ -102,18 +120,52 @@ pub(crate) async fn publication_gaps(client: &Client, publication: &str) -> Resu
     )))
 }
 
-/// Tables (`schema.name`) the publication covers.
-async fn published(client: &Client, publication: &str) -> Result<BTreeSet<String>> {
-    Ok(client
-        .query(
-            "SELECT schemaname::text || '.' || tablename::text FROM pg_publication_tables WHERE pubname = $1",
-            &[&publication],
-        )
+/// Whether the publication publishes `table`'s changes: it is `FOR ALL TABLES`, it lists the
+/// table or one of its ancestors (a partition is published through its partitioned table,
+/// and `pg_publication_tables` names only one of the two), or (PostgreSQL 15+) it covers
+/// the table's schema.
+async fn covers(client: &Client, version: i32, publication: &str, table: &Table) -> Result<bool> {
+    let listed = if version >= 120_000 {
+        // (No rows for a table that is neither a partition nor partitioned.)
+        "(r.prrelid = $2::oid OR r.prrelid IN (SELECT relid FROM pg_partition_ancestors($2::oid::regclass)))"
+    } else {
+        "r.prrelid = $2::oid"
+    };
+    let schema = if version >= 150_000 {
+        " OR EXISTS (SELECT 1 FROM pg_publication_namespace n JOIN pg_class c \
+         ON c.relnamespace = n.pnnspid WHERE n.pnpubid = p.oid AND c.oid = $2::oid)"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT p.puballtables OR EXISTS (SELECT 1 FROM pg_publication_rel r \
+         WHERE r.prpubid = p.oid AND {listed}){schema} FROM pg_publication p WHERE p.pubname = $1"
+    );
+    let row = client
+        .query_opt(&sql, &[&publication, &table.oid])
         .await
-        .map_err(|e| pg_error(e, &format!("reading publication \"{publication}\"")))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+        .map_err(|e| pg_error(e, &format!("reading publication \"{publication}\"")))?;
+    Ok(row.is_some_and(|r| r.get(0)))
+}
+
+/// The tables the (existing) publication does not publish.
+async fn uncovered<'t>(
+    client: &Client,
+    publication: &str,
+    tables: &'t [Table],
+) -> Result<Vec<&'t Table>> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| pg_error(e, "reading the server version"))?
+        .get(0);
+    let mut missing = Vec::new();
+    for table in tables {
+        if !covers(client, version, publication, table).await? {
+            missing.push(table);
+        }
+    }
+    Ok(missing)
 }
 
 fn list(tables: &[&Table]) -> String {
@@ -124,31 +176,52 @@ fn list(tables: &[&Table]) -> String {
         .join(", ")
 }
 
-/// Create the publication if missing, add missing tables to it, and return a line per
-/// thing done.
+/// What [`ensure_publication`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Ensured {
+    /// A line per thing done.
+    pub lines: Vec<String>,
+    /// The tables (`schema.name`) it made the publication publish: their changes before
+    /// now were never sent.
+    pub added: Vec<String>,
+}
+
+/// Create the publication if missing, and add missing tables to it.
 pub(crate) async fn ensure_publication(
     client: &Client,
     config: &PostgresSourceConfig,
     tables: &[Table],
-) -> Result<Vec<String>> {
+) -> Result<Ensured> {
     let publication = &config.publication;
-    let sql_list = |ts: &[&Table]| ts.iter().map(|t| t.sql()).collect::<Vec<_>>().join(", ");
+    // `ONLY`: a table's inheritance children are not captured, so they are not published
+    // either (a partitioned table's partitions are published as it all the same).
+    let sql_list = |ts: &[&Table]| {
+        ts.iter()
+            .map(|t| format!("ONLY {}", t.sql()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if !publication_exists(client, publication).await? {
         let all: Vec<&Table> = tables.iter().collect();
         // Changes to a partitioned table are published as the table itself, not as the
         // partition the row lives in (which sluice does not capture).
+        // The comment marks it as sluice's: `teardown` drops only publications it made.
         client
             .batch_execute(&format!(
-                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)",
-                ident(publication),
-                sql_list(&all)
+                "CREATE PUBLICATION {p} FOR TABLE {} WITH (publish_via_partition_root = true); COMMENT ON PUBLICATION {p} IS {}",
+                sql_list(&all),
+                literal(CREATED_BY_SLUICE),
+                p = ident(publication),
             ))
             .await
             .map_err(|e| pg_error(e, &format!("creating publication \"{publication}\"")))?;
-        return Ok(vec![format!(
-            "created publication \"{publication}\" for {}",
-            list(&all)
-        )]);
+        return Ok(Ensured {
+            lines: vec![format!(
+                "created publication \"{publication}\" for {}",
+                list(&all)
+            )],
+            added: all.iter().map(|t| t.qualified()).collect(),
+        });
     }
     let mut done = Vec::new();
     if let Some(table) = tables.iter().find(|t| t.partitioned)
@@ -173,13 +246,12 @@ pub(crate) async fn ensure_publication(
             table.qualified()
         ));
     }
-    let covered = published(client, publication).await?;
-    let missing: Vec<&Table> = tables
-        .iter()
-        .filter(|t| !covered.contains(&t.qualified()))
-        .collect();
+    let missing = uncovered(client, publication, tables).await?;
     if missing.is_empty() {
-        return Ok(done);
+        return Ok(Ensured {
+            lines: done,
+            added: Vec::new(),
+        });
     }
     client
         .batch_execute(&format!(
@@ -198,7 +270,10 @@ pub(crate) async fn ensure_publication(
         "added {} to publication \"{publication}\"",
         list(&missing)
     ));
-    Ok(done)
+    Ok(Ensured {
+        lines: done,
+        added: missing.iter().map(|t| t.qualified()).collect(),
+    })
 }
 
 /// Whether the publication publishes partitions' changes as their partitioned table.
@@ -240,7 +315,7 @@ pub(crate) async fn setup(config: &PostgresSourceConfig) -> Result<Vec<String>> 
     if let Some(problem) = tables.iter().find_map(identity_problem) {
         return Err(Error::permanent(problem));
     }
-    let mut lines = ensure_publication(&client, config, &tables).await?;
+    let mut lines = ensure_publication(&client, config, &tables).await?.lines;
     let slot = &config.slot;
     match usable_slot(&client, slot).await? {
         Some(_) => {}
@@ -287,11 +362,18 @@ pub(crate) async fn teardown(config: &PostgresSourceConfig) -> Result<Vec<String
         lines.push(format!("dropped replication slot \"{slot}\""));
     }
     if publication_exists(&client, publication).await? {
-        client
-            .batch_execute(&format!("DROP PUBLICATION {}", ident(publication)))
-            .await
-            .map_err(|e| pg_error(e, &format!("dropping publication \"{publication}\"")))?;
-        lines.push(format!("dropped publication \"{publication}\""));
+        if made_by_sluice(&client, publication).await? {
+            client
+                .batch_execute(&format!("DROP PUBLICATION {}", ident(publication)))
+                .await
+                .map_err(|e| pg_error(e, &format!("dropping publication \"{publication}\"")))?;
+            lines.push(format!("dropped publication \"{publication}\""));
+        } else {
+            lines.push(format!(
+                "left publication \"{publication}\" in place: sluice did not create it, and other subscribers may use it (drop it yourself with DROP PUBLICATION {})",
+                ident(publication)
+            ));
+        }
     }
     if lines.is_empty() {
         lines.push(format!(
@@ -423,11 +505,7 @@ pub(crate) async fn check(config: &PostgresSourceConfig) -> Result<Vec<String>> 
 
     let publication = &config.publication;
     if publication_exists(&client, publication).await? {
-        let covered = published(&client, publication).await?;
-        let missing: Vec<&Table> = tables
-            .iter()
-            .filter(|t| !covered.contains(&t.qualified()))
-            .collect();
+        let missing = uncovered(&client, publication, &tables).await?;
         if let Some(gaps) = publication_gaps(&client, publication).await? {
             lines.push(format!("warning: {gaps}"));
         }

@@ -110,7 +110,8 @@ impl PostgresSource {
             return Err(Error::permanent(problem));
         }
         // The publication must exist before the slot's consistent point, or decoding fails.
-        for line in ensure_publication(&client, &self.config, &tables).await? {
+        let ensured = ensure_publication(&client, &self.config, &tables).await?;
+        for line in &ensured.lines {
             tracing::info!(source = %self.name, "{line}");
         }
         if let Some(gaps) = publication_gaps(&client, &self.config.publication).await? {
@@ -185,10 +186,26 @@ impl PostgresSource {
                     tracing::warn!(source = %self.name, slot = %slot, checkpoint = %lsn, slot_confirmed = %ahead, "replication slot \"{slot}\" is confirmed up to {ahead}, past this pipeline's checkpoint at {lsn}: changes committed in between ({} bytes of WAL) were not delivered here and the server will not send them again (another consumer of the slot, pg_replication_slot_advance, or a data directory restored from an older backup; hint: give each pipeline its own `slot`, and read the tables again with `sluice run --resnapshot TABLE`)", ahead.0 - lsn.0);
                 }
                 if !snapshot {
-                    let wanted = &self.config.resnapshot;
-                    if wanted.is_empty() || self.resnapshot_done.swap(true, Ordering::AcqRel) {
+                    let mut wanted = if self.resnapshot_done.swap(true, Ordering::AcqRel) {
+                        Vec::new()
+                    } else {
+                        self.config.resnapshot.clone()
+                    };
+                    // Tables the publication did not publish until now (added to `tables`,
+                    // or dropped and made again, since the checkpoint): their rows were
+                    // never sent, so they are read like `--resnapshot` ones.
+                    for name in &ensured.added {
+                        if self.config.snapshot == SnapshotMode::Never {
+                            tracing::info!(source = %self.name, table = %name, "table newly published: only its changes from now on are captured (snapshot = \"never\")");
+                        } else if !wanted.iter().any(|w| same_table(w, name)) {
+                            tracing::info!(source = %self.name, table = %name, "table newly published after this pipeline's checkpoint: reading its rows before resuming the stream (if interrupted before \"snapshot done\", run `sluice run --resnapshot {name}`)");
+                            wanted.push(name.clone());
+                        }
+                    }
+                    if wanted.is_empty() {
                         return Ok(Plan::Stream { from: lsn, tables });
                     }
+                    let wanted = &wanted;
                     // `run --resnapshot`: read those tables again under a fresh snapshot, then
                     // stream from the checkpoint. As for an interrupted snapshot, the changes
                     // between the checkpoint and the new snapshot are replayed over it, so each
@@ -230,6 +247,13 @@ impl PostgresSource {
                 );
                 let (_, snapshot_name) =
                     create_slot(&mut conn, &ident(&temp), " TEMPORARY", &temp).await?;
+                // A table newly published shifts the snapshot's table order, which the
+                // progress counts in: read every table again.
+                let progress = if ensured.added.is_empty() {
+                    progress
+                } else {
+                    None
+                };
                 Ok(Plan::Resnapshot {
                     conn,
                     snapshot_name,
@@ -329,6 +353,11 @@ async fn create_slot(
         )));
     }
     Ok((at, snapshot_name))
+}
+
+/// Whether two table names (`schema.table`, or `table` for `public.table`) are the same.
+fn same_table(a: &str, b: &str) -> bool {
+    catalog::split_name(a) == catalog::split_name(b)
 }
 
 fn parse_lsn(text: String, slot: &str) -> Result<PgLsn> {

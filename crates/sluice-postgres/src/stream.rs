@@ -30,7 +30,24 @@ struct Rel {
     /// Indexes of the key columns in `columns`.
     key: Vec<usize>,
     captured: bool,
+    /// For a table not captured at start: what to say (and the schema event to emit) at
+    /// its first change. Not at its Relation message: under `publish_via_partition_root`
+    /// the server describes a partition beside its partitioned table, and no change ever
+    /// names the partition.
+    unannounced: Option<Unannounced>,
 }
+
+#[derive(Debug)]
+enum Unannounced {
+    /// Captured from now on (the publication decides what is captured); its shape.
+    Captured(NewShape),
+    /// Published, not captured: its changes are skipped.
+    Skipped,
+}
+
+/// A newly captured table's shape, recorded (and a schema event emitted when it differs
+/// from the last one) at its first change.
+type NewShape = (Vec<ColumnSig>, Schema);
 
 /// A column as schema changes are detected: name, type OID, type modifier, and whether it
 /// is part of the key.
@@ -316,6 +333,7 @@ impl Converter {
             .map(|c| (Arc::from(c.name.as_str()), c.type_oid))
             .collect();
         let index = |name: &str| columns.iter().position(|(c, _)| &**c == name);
+        self.follow_key_renames(rel.oid, &columns);
         // Which table this is: by OID (renames keep it), else by name (made again).
         let known = self.known.get(&rel.oid).or_else(|| {
             self.known_names
@@ -339,10 +357,6 @@ impl Converter {
             && k.name != *table
         {
             tracing::info!(source = %self.source, from = %k.name, to = %table, "captured table renamed: its changes now carry the new name");
-        } else if known.is_none() && captured && self.skipped.insert(rel.oid) {
-            tracing::info!(source = %self.source, table = %table, oid = rel.oid, "capturing a table the publication sends that was not captured at start");
-        } else if !captured && self.skipped.insert(rel.oid) {
-            tracing::warn!(source = %self.source, table = %table, oid = rel.oid, "the publication sends changes to a table sluice does not capture: they are skipped (hint: list it in `tables`, or remove it from the publication)");
         }
         // The key: what the server flags now (the primary key, or the identity index, so a
         // key replaced mid-stream is followed); under REPLICA IDENTITY FULL every column is
@@ -375,21 +389,39 @@ impl Converter {
                 (name.clone(), c.type_oid, c.type_modifier, key.contains(&i))
             })
             .collect();
-        let schema = (captured && self.shapes.get(&table) != Some(&signature)).then(|| Schema {
+        let shape = |this: &Self| Schema {
             columns: rel
                 .columns
                 .iter()
                 .enumerate()
                 .map(|(i, c)| SchemaColumn {
                     name: columns[i].0.clone(),
-                    type_name: self.type_name(c.type_oid, c.type_modifier),
+                    type_name: this.type_name(c.type_oid, c.type_modifier),
                     key: key.contains(&i),
                 })
                 .collect(),
-        });
-        if captured {
-            self.shapes.insert(table.clone(), signature);
+        };
+        if known.is_none() {
+            // Said, and its shape recorded, at its first change (see `Rel::unannounced`).
+            let unannounced = if captured {
+                Some(Unannounced::Captured((signature, shape(self))))
+            } else {
+                Some(Unannounced::Skipped)
+            };
+            self.relations.insert(
+                rel.oid,
+                Rel {
+                    table,
+                    columns,
+                    key,
+                    captured,
+                    unannounced,
+                },
+            );
+            return;
         }
+        let schema = (self.shapes.get(&table) != Some(&signature)).then(|| shape(self));
+        self.shapes.insert(table.clone(), signature);
         self.relations.insert(
             rel.oid,
             Rel {
@@ -397,6 +429,7 @@ impl Converter {
                 columns,
                 key,
                 captured,
+                unannounced: None,
             },
         );
         // The new shape comes before the first change that uses it.
@@ -422,7 +455,70 @@ impl Converter {
         Arc::from(format!("oid {oid}"))
     }
 
-    fn captured(&self, oid: u32) -> Result<Option<&Rel>> {
+    /// Key columns of a table known at start that were renamed since its last description:
+    /// a key name gone from `columns`, whose place in the last description now holds a
+    /// column of the same type under a name that was not there before, is that column.
+    /// (Under REPLICA IDENTITY FULL the server flags every column, so the key is followed
+    /// by name.)
+    fn follow_key_renames(&mut self, oid: u32, columns: &[(Arc<str>, u32)]) {
+        let (Some(known), Some(last)) = (self.known.get_mut(&oid), self.relations.get(&oid)) else {
+            return;
+        };
+        for key in &mut known.key {
+            if columns.iter().any(|(c, _)| c == key) {
+                continue;
+            }
+            let Some(i) = last.columns.iter().position(|(c, _)| c == key) else {
+                continue;
+            };
+            if let (Some((new, ty)), Some((_, old_ty))) = (columns.get(i), last.columns.get(i))
+                && ty == old_ty
+                && !last.columns.iter().any(|(c, _)| c == new)
+            {
+                *key = new.clone();
+            }
+        }
+    }
+
+    /// The relation's first change: say what `relation` held back for a table not captured
+    /// at start, and emit its schema event when its shape is new.
+    fn announce(&mut self, oid: u32) {
+        let Some(rel) = self.relations.get_mut(&oid) else {
+            return;
+        };
+        let Some(what) = rel.unannounced.take() else {
+            return;
+        };
+        let table = rel.table.clone();
+        match what {
+            Unannounced::Skipped => {
+                if self.skipped.insert(oid) {
+                    tracing::warn!(source = %self.source, table = %table, oid, "the publication sends changes to a table sluice does not capture: they are skipped (hint: list it in `tables`, or remove it from the publication)");
+                }
+            }
+            Unannounced::Captured((signature, schema)) => {
+                if self.skipped.insert(oid) {
+                    tracing::info!(source = %self.source, table = %table, oid, "capturing a table the publication sends that was not captured at start");
+                }
+                if self.shapes.get(&table) != Some(&signature) {
+                    self.shapes.insert(table, signature);
+                    let mut change = self.change(Op::Schema, oid, Row::default(), None, None);
+                    change.schema = Some(Arc::new(schema));
+                    self.push(change);
+                }
+            }
+        }
+    }
+
+    /// The relation of a change, when captured; announces it first (see [`Self::announce`]).
+    fn captured(&mut self, oid: u32) -> Result<Option<&Rel>> {
+        if self
+            .relations
+            .get(&oid)
+            .is_some_and(|r| r.unannounced.is_some())
+        {
+            self.announce(oid);
+        }
         match self.relations.get(&oid) {
             Some(r) if r.captured => Ok(Some(r)),
             Some(_) => Ok(None),

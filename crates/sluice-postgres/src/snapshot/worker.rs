@@ -66,7 +66,14 @@ impl TableShape {
         };
         TableShape {
             name: Arc::from(table.qualified()),
-            select: format!("COPY (SELECT {select} FROM {}", table.sql()),
+            // `ONLY`: a table with inheritance children is read without their rows (they
+            // are tables of their own). A partitioned table's rows are all in its
+            // partitions, so it is read whole.
+            select: format!(
+                "COPY (SELECT {select} FROM {}{}",
+                if table.partitioned { "" } else { "ONLY " },
+                table.sql()
+            ),
             columns: table
                 .columns
                 .iter()

@@ -66,6 +66,27 @@ pub(crate) fn builtin_type_name(oid: u32, typmod: i32) -> Option<String> {
         3910 => "tstzrange".into(),
         3912 => "daterange".into(),
         3926 => "int8range".into(),
+        4451 => "int4multirange".into(),
+        4532 => "nummultirange".into(),
+        4533 => "tsmultirange".into(),
+        4534 => "tstzmultirange".into(),
+        4535 => "datemultirange".into(),
+        4536 => "int8multirange".into(),
+        600 => "point".into(),
+        601 => "lseg".into(),
+        602 => "path".into(),
+        603 => "box".into(),
+        604 => "polygon".into(),
+        628 => "line".into(),
+        718 => "circle".into(),
+        3220 => "pg_lsn".into(),
+        3615 => "tsquery".into(),
+        2970 => "txid_snapshot".into(),
+        5038 => "pg_snapshot".into(),
+        5069 => "xid8".into(),
+        28 => "xid".into(),
+        29 => "cid".into(),
+        27 => "tid".into(),
         _ => return None,
     })
 }
@@ -104,6 +125,17 @@ fn array_element(oid: u32) -> Option<u32> {
         1231 => 1700,
         2951 => 2950,
         3807 => 3802,
+        3905 => 3904,
+        3907 => 3906,
+        3909 => 3908,
+        3911 => 3910,
+        3913 => 3912,
+        3927 => 3926,
+        3643 => 3614,
+        1017 => 600,
+        1020 => 603,
+        3221 => 3220,
+        3645 => 3615,
         _ => return None,
     })
 }
@@ -135,6 +167,13 @@ mod tests {
             name(1231, (5 << 16 | 1) + 4).as_deref(),
             Some("numeric(5,1)[]")
         );
+        // As `format_type` spells them (checked against PostgreSQL 15).
+        assert_eq!(name(4451, -1).as_deref(), Some("int4multirange"));
+        assert_eq!(name(600, -1).as_deref(), Some("point"));
+        assert_eq!(name(3220, -1).as_deref(), Some("pg_lsn"));
+        assert_eq!(name(3615, -1).as_deref(), Some("tsquery"));
+        assert_eq!(name(3905, -1).as_deref(), Some("int4range[]"));
+        assert_eq!(name(1020, -1).as_deref(), Some("box[]"));
         assert_eq!(name(16_385, -1), None);
     }
 }

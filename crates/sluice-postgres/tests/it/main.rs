@@ -11,6 +11,7 @@ mod huge_transaction;
 mod identity;
 mod in_progress;
 mod lifecycle;
+mod publication;
 mod relations;
 mod schema;
 mod snapshot;

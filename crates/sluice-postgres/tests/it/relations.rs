@@ -175,3 +175,47 @@ async fn full_identity_keys_carry_unchanged_toast_values() {
     drop(d);
     db.finish().await;
 }
+
+#[tokio::test]
+async fn a_full_identity_key_column_renamed_mid_stream_stays_the_key() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE f (id int PRIMARY KEY, v text); ALTER TABLE f REPLICA IDENTITY FULL;
+         INSERT INTO f VALUES (1, 'a1'), (2, 'b');",
+    )
+    .await;
+    let mut config = db.config("app");
+    config.tables = vec!["public.f".into()];
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(2).await;
+    db.exec("INSERT INTO f VALUES (3, 'c');").await;
+    d.until_count(3).await;
+    db.exec(
+        "ALTER TABLE f RENAME COLUMN id TO fid; UPDATE f SET v = 'a2' WHERE fid = 1;
+         DELETE FROM f WHERE fid = 2;",
+    )
+    .await;
+    d.until("the delete", |c| c.iter().any(|c| c.op == Op::Delete))
+        .await;
+    let after: Vec<_> = d.changes.iter().skip(3).collect();
+    let schema = after
+        .iter()
+        .find(|c| c.op == Op::Schema)
+        .and_then(|c| c.schema.clone())
+        .unwrap();
+    let keys: Vec<&str> = schema
+        .columns
+        .iter()
+        .filter(|c| c.key)
+        .map(|c| &*c.name)
+        .collect();
+    assert_eq!(keys, ["fid"]);
+    let ops: Vec<Op> = after.iter().map(|c| c.op).collect();
+    assert_eq!(ops, [Op::Schema, Op::Update, Op::Delete]);
+    assert_eq!(after[1].key.0, [("fid".into(), Value::Int(1))]);
+    assert_eq!(after[2].key.0, [("fid".into(), Value::Int(2))]);
+    drop(d);
+    db.finish().await;
+}

@@ -1,0 +1,253 @@
+//! What the publication covers: inheritance children, partitions, column lists, tables
+//! newly published after a checkpoint, and whose publication `teardown` may drop.
+
+use sluice_core::{Op, Source, Value};
+use sluice_postgres::PostgresSource;
+
+use crate::common::{Driver, TestDb};
+
+fn ids(changes: &[sluice_core::Change], table: &str, op: Op) -> Vec<i64> {
+    let mut ids: Vec<i64> = changes
+        .iter()
+        .filter(|c| &*c.table == table && c.op == op)
+        .map(|c| match c.key.get("id") {
+            Some(Value::Int(i)) => *i,
+            other => panic!("id of {c:?}: {other:?}"),
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// Start a source that must fail at start; its error message.
+async fn start_error(config: &sluice_config::model::PostgresSourceConfig) -> String {
+    let mut source = PostgresSource::new("app", config);
+    match source.start(None).await {
+        Ok(()) => panic!("the source started"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_table_with_inheritance_children_is_read_and_published_without_them() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE base (id int PRIMARY KEY, v text);
+         CREATE TABLE child (extra int) INHERITS (base); ALTER TABLE child ADD PRIMARY KEY (id);
+         INSERT INTO base VALUES (1, 'b1'); INSERT INTO child VALUES (10, 'c10', 1);",
+    )
+    .await;
+    let mut config = db.config("app");
+    config.tables = vec!["base".into()];
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(1).await;
+    db.exec("INSERT INTO base VALUES (2, 'b2'); INSERT INTO child VALUES (11, 'c11', 2);")
+        .await;
+    d.until("the insert into base", |c| {
+        c.iter().any(|c| c.op == Op::Insert)
+    })
+    .await;
+    d.drain().await;
+    assert_eq!(ids(&d.changes, "public.base", Op::Read), [1]);
+    assert_eq!(ids(&d.changes, "public.base", Op::Insert), [2]);
+    assert!(
+        d.changes.iter().all(|c| &*c.table == "public.base"),
+        "{:#?}",
+        d.changes
+    );
+    let published: Vec<String> = db
+        .client
+        .query(
+            "SELECT tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&config.publication],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(published, ["base"]);
+    drop(d);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn partitions_and_publications_that_cover_them() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE parent (id int PRIMARY KEY, region text) PARTITION BY RANGE (id);
+         CREATE TABLE p1 PARTITION OF parent FOR VALUES FROM (0) TO (100);
+         CREATE TABLE p2 PARTITION OF parent FOR VALUES FROM (100) TO (200);
+         INSERT INTO parent VALUES (1, 'a'), (150, 'b');",
+    )
+    .await;
+
+    // A partition beside its partitioned table would be read twice: refused.
+    let mut both = db.config("app");
+    both.tables = vec!["parent".into(), "p1".into()];
+    let e = start_error(&both).await;
+    assert!(
+        e.contains("both \"public.parent\" and its partition \"public.p1\" are captured"),
+        "{e}"
+    );
+
+    // A partition published through its root (FOR ALL TABLES, via the root) is covered:
+    // nothing to add, no error, twice.
+    db.exec("CREATE PUBLICATION allp FOR ALL TABLES WITH (publish_via_partition_root = true)")
+        .await;
+    let mut one = db.config("one");
+    one.tables = vec!["p1".into()];
+    one.publication = "allp".into();
+    one.snapshot = sluice_config::model::SnapshotMode::Never;
+    for _ in 0..2 {
+        let mut source = PostgresSource::new("app", &one);
+        source.start(None).await.unwrap();
+        source.stop().await.unwrap();
+    }
+
+    // The publication sluice makes for the partitioned table: changes come as it, and the
+    // partitions' own descriptions (sent beside the root's) yield no schema event.
+    let mut config = db.config("root");
+    config.tables = vec![];
+    config.publication = "rootp".into();
+    db.exec("CREATE PUBLICATION rootp FOR TABLE parent WITH (publish_via_partition_root = true)")
+        .await;
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(2).await;
+    db.exec("INSERT INTO parent VALUES (2, 'c'), (151, 'd'); UPDATE parent SET region = 'e' WHERE id = 1;")
+        .await;
+    d.until("the update", |c| c.iter().any(|c| c.op == Op::Update))
+        .await;
+    d.drain().await;
+    assert!(
+        d.changes.iter().all(|c| &*c.table == "public.parent"),
+        "{:#?}",
+        d.changes
+    );
+    assert_eq!(ids(&d.changes, "public.parent", Op::Read), [1, 150]);
+    assert_eq!(ids(&d.changes, "public.parent", Op::Insert), [2, 151]);
+    assert!(
+        d.changes.iter().all(|c| c.op != Op::Schema),
+        "{:#?}",
+        d.changes
+    );
+    drop(d);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn a_column_list_without_the_key_is_refused() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, a text, b text); INSERT INTO t VALUES (1, 'x', 'y');
+         CREATE PUBLICATION p FOR TABLE t (a, b);",
+    )
+    .await;
+    let mut config = db.config("app");
+    config.publication = "p".into();
+    let e = start_error(&config).await;
+    assert!(
+        e.contains("publishes table \"public.t\" without its key column(s) id"),
+        "{e}"
+    );
+    assert!(
+        e.contains("ADD TABLE \"public\".\"t\" (\"id\", \"a\", \"b\")"),
+        "{e}"
+    );
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn a_table_published_after_the_checkpoint_is_read_before_streaming_resumes() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE c (id int PRIMARY KEY);
+         INSERT INTO a VALUES (1); INSERT INTO c VALUES (1), (2);",
+    )
+    .await;
+    let mut config = db.config("app");
+    config.tables = vec!["a".into()];
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(1).await;
+    d.drain().await;
+    let resume = d.last_position.clone();
+    d.source.stop().await.unwrap();
+    drop(d);
+
+    db.exec("INSERT INTO a VALUES (2); INSERT INTO c VALUES (3);")
+        .await;
+    config.tables = vec!["a".into(), "c".into()];
+    let mut d = Driver::start(&config, resume).await;
+    db.exec("INSERT INTO c VALUES (4);").await;
+    d.until("c's insert after the restart", |c| {
+        c.iter()
+            .any(|c| &*c.table == "public.c" && c.op == Op::Insert)
+    })
+    .await;
+    d.drain().await;
+    // Rows of c from before it was published come as reads; a's changes are replayed.
+    assert_eq!(ids(&d.changes, "public.c", Op::Read), [1, 2, 3]);
+    assert_eq!(ids(&d.changes, "public.c", Op::Insert), [4]);
+    assert_eq!(ids(&d.changes, "public.a", Op::Insert), [2]);
+    let resume = d.last_position.clone();
+    d.source.stop().await.unwrap();
+    drop(d);
+
+    // Not again on the next start: c is published now.
+    let mut d = Driver::start(&config, resume).await;
+    d.drain().await;
+    assert!(
+        d.changes.iter().all(|c| c.op != Op::Read),
+        "{:#?}",
+        d.changes
+    );
+    drop(d);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn teardown_drops_only_the_publication_sluice_made() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION mine FOR TABLE t;")
+        .await;
+    let mut config = db.config("app");
+    config.publication = "mine".into();
+    sluice_postgres::setup(&config).await.unwrap();
+    let lines = sluice_postgres::teardown(&config).await.unwrap().join("\n");
+    assert!(
+        lines.contains("left publication \"mine\" in place"),
+        "{lines}"
+    );
+    let exists = |name: &'static str| {
+        let client = &db.client;
+        async move {
+            client
+                .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(exists("mine").await);
+
+    let mut config = db.config("app");
+    config.publication = "made_here".into();
+    sluice_postgres::setup(&config).await.unwrap();
+    let lines = sluice_postgres::teardown(&config).await.unwrap().join("\n");
+    assert!(
+        lines.contains("dropped publication \"made_here\""),
+        "{lines}"
+    );
+    assert!(!exists("made_here").await);
+    db.finish().await;
+}
