@@ -148,6 +148,46 @@ async fn covers(client: &Client, version: i32, publication: &str, table: &Table)
     Ok(row.is_some_and(|r| r.get(0)))
 }
 
+/// Under `publish_via_partition_root`, a partition whose partitioned table (or an ancestor
+/// of it) the publication also publishes has its changes sent under that table's name: a
+/// captured partition would receive none of them. Refuse it (PostgreSQL 13+, which has the
+/// option).
+async fn refuse_partitions_published_as_ancestors(
+    client: &Client,
+    publication: &str,
+    tables: &[Table],
+) -> Result<()> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| pg_error(e, "reading the server version"))?
+        .get(0);
+    if version < 130_000 {
+        return Ok(());
+    }
+    const ANCESTOR_PUBLISHED: &str = "SELECT a.relid::regclass::text FROM pg_publication p \
+        CROSS JOIN pg_partition_ancestors($2::oid::regclass) a \
+        WHERE p.pubname = $1 AND p.pubviaroot AND a.relid <> $2::oid \
+        AND (p.puballtables OR EXISTS (SELECT 1 FROM pg_publication_rel r \
+             WHERE r.prpubid = p.oid AND r.prrelid = a.relid)) \
+        LIMIT 1";
+    for table in tables {
+        let row = client
+            .query_opt(ANCESTOR_PUBLISHED, &[&publication, &table.oid])
+            .await
+            .map_err(|e| pg_error(e, &format!("reading publication \"{publication}\"")))?;
+        if let Some(row) = row {
+            let ancestor: String = row.get(0);
+            return Err(Error::permanent(format!(
+                "table \"{}\" is a partition of {ancestor}, and publication \"{publication}\" publishes its changes as {ancestor} (publish_via_partition_root): none would reach \"{}\" (hint: capture {ancestor} instead, or use a publication without publish_via_partition_root)",
+                table.qualified(),
+                table.qualified()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The tables the (existing) publication does not publish.
 async fn uncovered<'t>(
     client: &Client,
@@ -246,6 +286,7 @@ pub(crate) async fn ensure_publication(
             table.qualified()
         ));
     }
+    refuse_partitions_published_as_ancestors(client, publication, tables).await?;
     let missing = uncovered(client, publication, tables).await?;
     if missing.is_empty() {
         return Ok(Ensured {

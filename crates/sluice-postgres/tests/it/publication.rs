@@ -95,10 +95,9 @@ async fn partitions_and_publications_that_cover_them() {
         "{e}"
     );
 
-    // A partition published through its root (FOR ALL TABLES, via the root) is covered:
-    // nothing to add, no error, twice.
-    db.exec("CREATE PUBLICATION allp FOR ALL TABLES WITH (publish_via_partition_root = true)")
-        .await;
+    // A partition in a FOR ALL TABLES publication is covered: nothing to add, no error,
+    // twice.
+    db.exec("CREATE PUBLICATION allp FOR ALL TABLES").await;
     let mut one = db.config("one");
     one.tables = vec!["p1".into()];
     one.publication = "allp".into();
@@ -108,6 +107,14 @@ async fn partitions_and_publications_that_cover_them() {
         source.start(None).await.unwrap();
         source.stop().await.unwrap();
     }
+    // Published as its root, the partition would receive no changes: refused.
+    db.exec("ALTER PUBLICATION allp SET (publish_via_partition_root = true)")
+        .await;
+    let e = start_error(&one).await;
+    assert!(
+        e.contains("\"public.p1\" is a partition of parent, and publication \"allp\" publishes its changes as parent"),
+        "{e}"
+    );
 
     // The publication sluice makes for the partitioned table: changes come as it, and the
     // partitions' own descriptions (sent beside the root's) yield no schema event.
