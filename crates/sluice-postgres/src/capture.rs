@@ -94,6 +94,9 @@ pub(crate) struct Task {
     /// server has decoded), else 0. `poll` compares it with the server's flush position
     /// before it reports the source idle.
     pub caught_up: Arc<AtomicU64>,
+    /// Tables read again before the stream (see `PostgresSource::rereads`): marked read
+    /// once they all are.
+    pub rereads: Arc<std::sync::Mutex<crate::source::Rereads>>,
 }
 
 impl Task {
@@ -140,6 +143,12 @@ impl Task {
                             &self.out,
                         )
                         .await?;
+                        if read.is_some() {
+                            self.rereads
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .read = true;
+                        }
                         read.map(|_| all)
                     }
                 };

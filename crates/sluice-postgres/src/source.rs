@@ -36,6 +36,24 @@ pub struct PostgresSource {
     /// `resnapshot` tables were read (once per process; a restart after an error resumes
     /// the stream without reading them again).
     resnapshot_done: std::sync::atomic::AtomicBool,
+    /// Tables to read again before the stream resumes (`--resnapshot`, newly published
+    /// ones), kept until a streamed position after their read is confirmed: a restart
+    /// after an error before then reads them again instead of losing them.
+    rereads: Arc<std::sync::Mutex<Rereads>>,
+}
+
+/// See [`PostgresSource::rereads`].
+#[derive(Debug, Default)]
+pub(crate) struct Rereads {
+    pub tables: Vec<String>,
+    /// The capture task read them all (their changes are in the channel).
+    pub read: bool,
+}
+
+fn lock(rereads: &std::sync::Mutex<Rereads>) -> std::sync::MutexGuard<'_, Rereads> {
+    rereads
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[derive(Debug)]
@@ -72,6 +90,7 @@ impl PostgresSource {
             running: None,
             side: None,
             resnapshot_done: std::sync::atomic::AtomicBool::new(false),
+            rereads: Arc::default(),
         }
     }
 
@@ -186,11 +205,16 @@ impl PostgresSource {
                     tracing::warn!(source = %self.name, slot = %slot, checkpoint = %lsn, slot_confirmed = %ahead, "replication slot \"{slot}\" is confirmed up to {ahead}, past this pipeline's checkpoint at {lsn}: changes committed in between ({} bytes of WAL) were not delivered here and the server will not send them again (another consumer of the slot, pg_replication_slot_advance, or a data directory restored from an older backup; hint: give each pipeline its own `slot`, and read the tables again with `sluice run --resnapshot TABLE`)", ahead.0 - lsn.0);
                 }
                 if !snapshot {
-                    let mut wanted = if self.resnapshot_done.swap(true, Ordering::AcqRel) {
-                        Vec::new()
-                    } else {
-                        self.config.resnapshot.clone()
-                    };
+                    // Left over from a start whose read did not reach the sinks, then the
+                    // `--resnapshot` tables (once per process).
+                    let mut wanted = std::mem::take(&mut lock(&self.rereads).tables);
+                    if !self.resnapshot_done.swap(true, Ordering::AcqRel) {
+                        for name in &self.config.resnapshot {
+                            if !wanted.iter().any(|w| same_table(w, name)) {
+                                wanted.push(name.clone());
+                            }
+                        }
+                    }
                     // Tables the publication did not publish until now (added to `tables`,
                     // or dropped and made again, since the checkpoint): their rows were
                     // never sent, so they are read like `--resnapshot` ones.
@@ -205,6 +229,10 @@ impl PostgresSource {
                     if wanted.is_empty() {
                         return Ok(Plan::Stream { from: lsn, tables });
                     }
+                    *lock(&self.rereads) = Rereads {
+                        tables: wanted.clone(),
+                        read: false,
+                    };
                     let wanted = &wanted;
                     // `run --resnapshot`: read those tables again under a fresh snapshot, then
                     // stream from the checkpoint. As for an interrupted snapshot, the changes
@@ -431,6 +459,7 @@ impl Source for PostgresSource {
             confirmed: confirmed_rx,
             reported: reported_tx,
             caught_up: caught_up.clone(),
+            rereads: self.rereads.clone(),
         };
         let task = tokio::spawn(task.run(plan));
         let streams = self.config.snapshot != SnapshotMode::Only;
@@ -518,7 +547,14 @@ impl Source for PostgresSource {
         let lsn = match position {
             // Nothing to release while the snapshot is read: the slot sits at its start.
             Position::Pg { snapshot: true, .. } => return Ok(()),
-            Position::Pg { lsn, .. } => *lsn,
+            Position::Pg { lsn, .. } => {
+                // Streamed after a finished re-read: every row it read is checkpointed.
+                let mut rereads = lock(&self.rereads);
+                if rereads.read {
+                    *rereads = Rereads::default();
+                }
+                *lsn
+            }
             other => {
                 return Err(Error::permanent(format!(
                     "{} was given {other}, a position of another kind of source (hint: delete the checkpoint of this source)",

@@ -258,3 +258,60 @@ async fn teardown_drops_only_the_publication_sluice_made() {
     assert!(!exists("made_here").await);
     db.finish().await;
 }
+
+#[tokio::test]
+async fn a_read_of_a_newly_published_table_cut_by_an_error_is_done_again_on_restart() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE c (id int PRIMARY KEY);
+         INSERT INTO a VALUES (1); INSERT INTO c SELECT generate_series(1, 50000);",
+    )
+    .await;
+    let mut config = db.config("app");
+    config.tables = vec!["a".into()];
+    config.batch_size = 100;
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(1).await;
+    d.drain().await;
+    let resume = d.last_position.clone();
+    d.source.stop().await.unwrap();
+    drop(d);
+
+    config.tables = vec!["a".into(), "c".into()];
+    let mut d = Driver::start(&config, resume.clone()).await;
+    d.until("some of c's rows", |c| c.iter().any(|c| c.op == Op::Read))
+        .await;
+    // Cut every connection of the source mid-read (the channel's bound holds the reader).
+    db.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let error = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no error after the cut"
+        );
+        if let Err(e) = d.poll_once().await {
+            break e;
+        }
+    };
+    assert!(error.is_transient(), "{error}");
+    let before = ids(&d.changes, "public.c", Op::Read).len();
+    assert!(before < 50_000, "the read was not cut: {before} rows");
+    // As the engine does: the same source, restarted from the last checkpoint (no row of
+    // the read reached one).
+    d.changes.clear();
+    d.source.start(resume).await.unwrap();
+    d.until("all of c's rows", |c| {
+        c.iter().filter(|c| c.op == Op::Read).count() >= 50_000
+    })
+    .await;
+    let read = ids(&d.changes, "public.c", Op::Read);
+    assert_eq!(read, (1..=50_000).collect::<Vec<i64>>());
+    drop(d);
+    db.finish().await;
+}
