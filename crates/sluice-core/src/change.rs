@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::{Position, Schema, Value};
+use crate::{Name, Position, Schema, Value};
 
 /// What happened to the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -74,12 +74,12 @@ impl FromStr for Op {
 
 /// Column names paired with values, in table column order. Serialised as a JSON object.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Row(pub Vec<(Arc<str>, Value)>);
+pub struct Row(pub Vec<(Name, Value)>);
 
 impl Row {
     /// The value of a column, if present.
     pub fn get(&self, column: &str) -> Option<&Value> {
-        self.0.iter().find(|(c, _)| &**c == column).map(|(_, v)| v)
+        self.0.iter().find(|(c, _)| **c == *column).map(|(_, v)| v)
     }
 
     /// Number of columns.
@@ -102,8 +102,8 @@ impl Row {
     }
 }
 
-impl FromIterator<(Arc<str>, Value)> for Row {
-    fn from_iter<I: IntoIterator<Item = (Arc<str>, Value)>>(iter: I) -> Self {
+impl FromIterator<(Name, Value)> for Row {
+    fn from_iter<I: IntoIterator<Item = (Name, Value)>>(iter: I) -> Self {
         Row(iter.into_iter().collect())
     }
 }
@@ -199,7 +199,7 @@ mod tests {
     fn row(pairs: &[(&str, Value)]) -> Row {
         pairs
             .iter()
-            .map(|(c, v)| (Arc::from(*c), v.clone()))
+            .map(|(c, v)| (Name::new(c), v.clone()))
             .collect()
     }
 

@@ -5,6 +5,8 @@
 //!
 //! - [`Change`]: one row-level change (or a snapshot read) with its [`Position`] and
 //!   transaction metadata; serialised as the native event JSON (see `docs/event-format.md`).
+//! - [`Name`]: an interned column name, copied into every row without touching shared
+//!   memory.
 //! - [`Value`]: a column value, including [`Value::Unchanged`] for a value the source did not
 //!   resend (PostgreSQL's unchanged TOAST). Sinks keep the old value instead of writing null.
 //! - [`Position`]: typed, totally ordered source positions (per source kind).
@@ -19,6 +21,7 @@
 mod change;
 mod checkpoint;
 mod error;
+mod name;
 mod position;
 mod schema;
 mod sink;
@@ -28,6 +31,7 @@ mod value;
 pub use change::{Change, Op, Row, TxMeta};
 pub use checkpoint::{Checkpoint, CheckpointStore, MemoryCheckpointStore};
 pub use error::{Error, ErrorClass, Result};
+pub use name::Name;
 pub use position::{PgLsn, PgSnapshotProgress, Position, SqlitePosition};
 pub use schema::{Column, Schema, SchemaColumn, TableSchema};
 pub use sink::Sink;

@@ -4,11 +4,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::Name;
+
 /// One column of a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Column {
     /// Column name.
-    pub name: Arc<str>,
+    pub name: Name,
     /// The type as the source declares it (`INTEGER`, `text`, `numeric(12,2)`, ...).
     pub type_name: String,
     /// False when the column is declared NOT NULL.
@@ -27,7 +29,7 @@ pub struct Schema {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SchemaColumn {
     /// Column name.
-    pub name: Arc<str>,
+    pub name: Name,
     /// The type as the source names it (`integer`, `numeric(12,2)`, `text[]`, ...).
     #[serde(rename = "type")]
     pub type_name: Arc<str>,
@@ -55,12 +57,12 @@ pub struct TableSchema {
     /// Columns in table order.
     pub columns: Vec<Column>,
     /// Primary-key column names, in key order.
-    pub primary_key: Vec<Arc<str>>,
+    pub primary_key: Vec<Name>,
 }
 
 impl TableSchema {
     /// The next version of this schema if `columns`/`primary_key` differ, else `None`.
-    pub fn evolve(&self, columns: Vec<Column>, primary_key: Vec<Arc<str>>) -> Option<TableSchema> {
+    pub fn evolve(&self, columns: Vec<Column>, primary_key: Vec<Name>) -> Option<TableSchema> {
         if columns == self.columns && primary_key == self.primary_key {
             return None;
         }

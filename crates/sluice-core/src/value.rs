@@ -66,7 +66,7 @@ impl Value {
             | Value::TimestampTz(s)
             | Value::Uuid(s) => s.len(),
             Value::Bytes(b) => b.len(),
-            Value::Json(j) => j.to_string().len(),
+            Value::Json(j) => json_bytes(j),
             Value::Array(items) => items.iter().map(Value::approx_bytes).sum(),
             Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Unchanged => 0,
         }
@@ -75,6 +75,22 @@ impl Value {
     /// The value as a JSON value in the native event format.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A rough size of a JSON document, without printing it (batching sizes every change).
+fn json_bytes(j: &serde_json::Value) -> usize {
+    use serde_json::Value as J;
+    match j {
+        J::Null | J::Bool(_) | J::Number(_) => 8,
+        J::String(s) => s.len() + 2,
+        J::Array(items) => 2 + items.iter().map(|i| json_bytes(i) + 1).sum::<usize>(),
+        J::Object(members) => {
+            2 + members
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_bytes(v))
+                .sum::<usize>()
+        }
     }
 }
 

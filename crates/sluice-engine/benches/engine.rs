@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use sluice_config::BatchConfig;
 use sluice_core::{
-    Change, Op, Position, Result, Row, Source, SourceBatch, SourcePoll, SqlitePosition, Value,
+    Change, Name, Op, Position, Result, Row, Source, SourceBatch, SourcePoll, SqlitePosition, Value,
 };
 use sluice_engine::{FileCheckpointStore, Pipeline, Route, RunOptions, SinkSpec, SourceSpec};
 
 const BATCH: i64 = 1_000;
 
 struct Gen {
-    columns: [Arc<str>; 5],
+    columns: [Name; 5],
     next: i64,
     total: i64,
 }
@@ -28,7 +28,7 @@ struct Gen {
 impl Gen {
     fn new(total: i64) -> Self {
         Self {
-            columns: ["id", "name", "amount", "active", "note"].map(Arc::from),
+            columns: ["id", "name", "amount", "active", "note"].map(Name::new),
             next: 1,
             total,
         }
@@ -43,12 +43,12 @@ impl Gen {
             .map(|i| {
                 let c = &self.columns;
                 let after: Row = Row(vec![
-                    (c[0].clone(), Value::Int(i)),
-                    (c[1].clone(), Value::Text(format!("customer-{i:08}"))),
-                    (c[2].clone(), Value::Float(i as f64 * 0.25)),
-                    (c[3].clone(), Value::Bool(i % 2 == 0)),
+                    (c[0], Value::Int(i)),
+                    (c[1], Value::Text(format!("customer-{i:08}"))),
+                    (c[2], Value::Float(i as f64 * 0.25)),
+                    (c[3], Value::Bool(i % 2 == 0)),
                     (
-                        c[4].clone(),
+                        c[4],
                         Value::Text("a note of about forty characters, fixed".into()),
                     ),
                 ]);
@@ -56,7 +56,7 @@ impl Gen {
                     op: Op::Insert,
                     source: "bench".into(),
                     table: "main.orders".into(),
-                    key: Row(vec![(c[0].clone(), Value::Int(i))]),
+                    key: Row(vec![(c[0], Value::Int(i))]),
                     before: None,
                     after: Some(after),
                     position: Position::Sqlite(SqlitePosition {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sluice_config::{FilterTransform, SelectTransform, TransformKind, table_matches};
-use sluice_core::{Change, Op, Row, Schema, SchemaColumn};
+use sluice_core::{Change, Name, Op, Row, Schema, SchemaColumn};
 
 /// A compiled transform.
 #[derive(Debug, Clone)]
@@ -20,7 +20,7 @@ pub enum Transform {
 #[derive(Debug, Clone)]
 pub struct Select {
     config: SelectTransform,
-    rename: BTreeMap<String, Arc<str>>,
+    rename: BTreeMap<String, Name>,
 }
 
 impl Transform {
@@ -33,7 +33,7 @@ impl Transform {
                 rename: s
                     .rename
                     .iter()
-                    .map(|(k, v)| (k.clone(), Arc::from(v.as_str())))
+                    .map(|(k, v)| (k.clone(), Name::new(v)))
                     .collect(),
             }),
         }
@@ -58,7 +58,7 @@ impl Transform {
                         .into_iter()
                         .filter(|(name, _)| !filter || keep_column(name))
                         .map(|(name, v)| match s.rename.get(&*name) {
-                            Some(new) => (new.clone(), v),
+                            Some(new) => (*new, v),
                             None => (name, v),
                         })
                         .collect()
@@ -73,7 +73,7 @@ impl Transform {
                         .iter()
                         .filter(|col| keep_column(&col.name))
                         .map(|col| SchemaColumn {
-                            name: s.rename.get(&*col.name).unwrap_or(&col.name).clone(),
+                            name: *s.rename.get(&*col.name).unwrap_or(&col.name),
                             ..col.clone()
                         })
                         .collect();
@@ -103,7 +103,7 @@ mod tests {
 
     fn row(cols: &[(&str, i64)]) -> Row {
         cols.iter()
-            .map(|(c, v)| (Arc::from(*c), Value::Int(*v)))
+            .map(|(c, v)| (Name::new(c), Value::Int(*v)))
             .collect()
     }
 

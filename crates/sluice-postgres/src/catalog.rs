@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use sluice_config::model::PostgresSourceConfig;
-use sluice_core::{Error, Result};
+use sluice_core::{Error, Name, Result};
 use tokio_postgres::Client;
 
 use crate::conn::{ident, pg_error};
@@ -20,7 +20,7 @@ pub(crate) struct Table {
     pub columns: Vec<TableColumn>,
     /// Key columns: the replica identity index under `USING INDEX`, else the primary key,
     /// else (identity full) every column.
-    pub key: Vec<Arc<str>>,
+    pub key: Vec<Name>,
     /// True when the table has a primary key.
     pub has_primary_key: bool,
     /// True for a partitioned table (its rows live in partitions).
@@ -33,7 +33,7 @@ pub(crate) struct Table {
 /// One column of a captured table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TableColumn {
-    pub name: Arc<str>,
+    pub name: Name,
     pub type_oid: u32,
     pub type_modifier: i32,
     /// `format_type(type, modifier)`: `integer`, `numeric(12,2)`, `text[]`, ...
@@ -319,7 +319,7 @@ async fn find(client: &Client, version: i32, schema: &str, name: &str) -> Result
         .map_err(|e| pg_error(e, &what))?
         .iter()
         .map(|r| TableColumn {
-            name: Arc::from(r.get::<_, String>(0)),
+            name: Name::new(r.get::<_, &str>(0)),
             type_oid: r.get(1),
             type_modifier: r.get(2),
             type_name: Arc::from(r.get::<_, String>(3)),
@@ -334,13 +334,13 @@ async fn find(client: &Client, version: i32, schema: &str, name: &str) -> Result
     // key columns of a delete arrive as nulls), so it is the key on both paths.
     let by_index = replica_identity == 'i' && key_rows.iter().any(|r| r.get::<_, bool>(1));
     let column = if by_index { 1 } else { 0 };
-    let mut key: Vec<Arc<str>> = key_rows
+    let mut key: Vec<Name> = key_rows
         .iter()
         .filter(|r| r.get::<_, bool>(column))
-        .map(|r| Arc::from(r.get::<_, String>(2)))
+        .map(|r| Name::new(r.get::<_, &str>(2)))
         .collect();
     if key.is_empty() && replica_identity == 'f' {
-        key = columns.iter().map(|c| c.name.clone()).collect();
+        key = columns.iter().map(|c| c.name).collect();
     }
     Ok(Some(Table {
         oid,

@@ -349,9 +349,8 @@ fn push_int(out: &mut String, mut v: u64, width: usize) {
         v /= 10;
     }
     let start = at.min(buf.len() - width.clamp(1, 20));
-    for &b in &buf[start..] {
-        out.push(char::from(b));
-    }
+    // ASCII digits: one copy, not a push (with its UTF-8 encoding) per digit.
+    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or_default());
 }
 
 /// Days between the Julian day 0 and 2000-01-01, PostgreSQL's epoch.
@@ -474,14 +473,45 @@ fn iso_timestamp_fast(micros: i64, with_tz: bool) -> Option<String> {
         return None;
     }
     let ((year, month, day), time) = split_timestamp(micros)?;
+    // Fixed layout, `YYYY-MM-DDTHH:MM:SS[.ffffff][+00:00]`, built in place: the snapshot
+    // formats one per row and column.
+    let mut buf = *b"0000-00-00T00:00:00.000000+00:00";
+    let year = year.unsigned_abs();
+    put2(&mut buf[0..2], year / 100);
+    put2(&mut buf[2..4], year % 100);
+    put2(&mut buf[5..7], u64::from(month));
+    put2(&mut buf[8..10], u64::from(day));
+    let secs = time.unsigned_abs() / 1_000_000;
+    put2(&mut buf[11..13], secs / 3600);
+    put2(&mut buf[14..16], secs / 60 % 60);
+    put2(&mut buf[17..19], secs % 60);
+    let mut end = 19;
+    let mut fraction = time.unsigned_abs() % 1_000_000;
+    if fraction != 0 {
+        for at in (20..26).rev() {
+            buf[at] = b'0' + (fraction % 10) as u8;
+            fraction /= 10;
+        }
+        // Trailing fraction zeros dropped, as the server prints it.
+        end = 26;
+        while buf[end - 1] == b'0' {
+            end -= 1;
+        }
+    }
     let mut out = String::with_capacity(32);
-    push_date(&mut out, year, month, day);
-    out.push('T');
-    push_time(&mut out, time);
+    out.push_str(std::str::from_utf8(&buf[..end]).ok()?);
     if with_tz {
         out.push_str("+00:00");
     }
     Some(out)
+}
+
+/// `v` (below 100) as two ASCII digits.
+fn put2(out: &mut [u8], v: u64) {
+    if let [tens, ones] = out {
+        *tens = b'0' + (v / 10 % 10) as u8;
+        *ones = b'0' + (v % 10) as u8;
+    }
 }
 
 #[cfg(test)]
@@ -625,6 +655,37 @@ mod tests {
             assert!(readable(t), "type {t}");
         }
         assert!(!readable(FLOAT4) && !readable(TIME) && !readable(INT4_ARRAY));
+    }
+
+    #[test]
+    fn fast_timestamps_equal_the_server_text_path() {
+        // The fast path against the server's text form read by the stream's conversion,
+        // over the whole range it takes (years 1 to 9999), whole seconds and fractions.
+        const MIN: i64 = -63_082_281_600_000_000;
+        const MAX: i64 = 252_455_616_000_000_000;
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut cases = vec![MIN, MAX - 1, 0, -1, 1, 86_399_999_999, 123_000_000];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let span = (MAX - MIN) as u64;
+            let micros = MIN + (x % span) as i64;
+            cases.push(micros);
+            cases.push(micros - micros.rem_euclid(1_000_000));
+            cases.push(micros - micros.rem_euclid(1_000));
+        }
+        for micros in cases {
+            for (oid, with_tz) in [(oid::TIMESTAMP, false), (oid::TIMESTAMPTZ, true)] {
+                let fast = iso_timestamp_fast(micros, with_tz).unwrap();
+                let text = text_to_value(oid, &timestamp_text(micros, with_tz).unwrap());
+                let expected = match text {
+                    Value::Timestamp(t) | Value::TimestampTz(t) => t,
+                    other => panic!("{micros}: {other:?}"),
+                };
+                assert_eq!(fast, expected, "{micros} with_tz={with_tz}");
+            }
+        }
     }
 
     #[test]

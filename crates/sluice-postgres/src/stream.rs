@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use sluice_config::model::PrimaryKeyChange;
 use sluice_core::{
-    Change, Error, Op, PgLsn, Position, Result, Row, Schema, SchemaColumn, SourceBatch, TxMeta,
-    Value,
+    Change, Error, Name, Op, PgLsn, Position, Result, Row, Schema, SchemaColumn, SourceBatch,
+    TxMeta, Value,
 };
 
 use crate::catalog::Table;
@@ -26,7 +26,7 @@ pub(crate) const HEARTBEAT_PREFIX: &str = "sluice_heartbeat";
 #[derive(Debug)]
 struct Rel {
     table: Arc<str>,
-    columns: Vec<(Arc<str>, u32)>,
+    columns: Vec<(Name, u32)>,
     /// Indexes of the key columns in `columns`.
     key: Vec<usize>,
     captured: bool,
@@ -51,7 +51,7 @@ type NewShape = (Vec<ColumnSig>, Schema);
 
 /// A column as schema changes are detected: name, type OID, type modifier, and whether it
 /// is part of the key.
-type ColumnSig = (Arc<str>, u32, i32, bool);
+type ColumnSig = (Name, u32, i32, bool);
 
 /// A captured table as the catalog described it at start.
 #[derive(Debug)]
@@ -59,7 +59,7 @@ struct Known {
     /// `schema.name` at start.
     name: String,
     /// Key columns (the primary key, or the identity index).
-    key: Vec<Arc<str>>,
+    key: Vec<Name>,
 }
 
 #[derive(Debug)]
@@ -136,7 +136,7 @@ impl Converter {
                         .iter()
                         .map(|c| {
                             let key = t.key.contains(&c.name);
-                            (c.name.clone(), c.type_oid, c.type_modifier, key)
+                            (c.name, c.type_oid, c.type_modifier, key)
                         })
                         .collect();
                     (Arc::from(t.qualified()), columns)
@@ -327,10 +327,10 @@ impl Converter {
 
     fn relation(&mut self, rel: Relation) {
         let table: Arc<str> = Arc::from(format!("{}.{}", rel.namespace, rel.name));
-        let columns: Vec<(Arc<str>, u32)> = rel
+        let columns: Vec<(Name, u32)> = rel
             .columns
             .iter()
-            .map(|c| (Arc::from(c.name.as_str()), c.type_oid))
+            .map(|c| (Name::new(&c.name), c.type_oid))
             .collect();
         let index = |name: &str| columns.iter().position(|(c, _)| &**c == name);
         self.follow_key_renames(rel.oid, &columns);
@@ -385,9 +385,7 @@ impl Converter {
             .iter()
             .zip(&columns)
             .enumerate()
-            .map(|(i, (c, (name, _)))| {
-                (name.clone(), c.type_oid, c.type_modifier, key.contains(&i))
-            })
+            .map(|(i, (c, (name, _)))| (*name, c.type_oid, c.type_modifier, key.contains(&i)))
             .collect();
         let shape = |this: &Self| Schema {
             columns: rel
@@ -395,7 +393,7 @@ impl Converter {
                 .iter()
                 .enumerate()
                 .map(|(i, c)| SchemaColumn {
-                    name: columns[i].0.clone(),
+                    name: columns[i].0,
                     type_name: this.type_name(c.type_oid, c.type_modifier),
                     key: key.contains(&i),
                 })
@@ -460,7 +458,7 @@ impl Converter {
     /// column of the same type under a name that was not there before, is that column.
     /// (Under REPLICA IDENTITY FULL the server flags every column, so the key is followed
     /// by name.)
-    fn follow_key_renames(&mut self, oid: u32, columns: &[(Arc<str>, u32)]) {
+    fn follow_key_renames(&mut self, oid: u32, columns: &[(Name, u32)]) {
         let (Some(known), Some(last)) = (self.known.get_mut(&oid), self.relations.get(&oid)) else {
             return;
         };
@@ -475,7 +473,7 @@ impl Converter {
                 && ty == old_ty
                 && !last.columns.iter().any(|(c, _)| c == new)
             {
-                *key = new.clone();
+                *key = *new;
             }
         }
     }
@@ -592,7 +590,7 @@ fn row(rel: &Rel, tuple: Tuple) -> Result<Row> {
         .columns
         .iter()
         .zip(tuple.cells)
-        .map(|((name, type_oid), cell)| (name.clone(), cell_value(*type_oid, cell)))
+        .map(|((name, type_oid), cell)| (*name, cell_value(*type_oid, cell)))
         .collect())
 }
 

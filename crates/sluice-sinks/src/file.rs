@@ -143,11 +143,10 @@ fn append_durably(file: &mut File, buf: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::{Op, Position, Row, SqlitePosition, Value};
-    use std::sync::Arc;
+    use sluice_core::{Name, Op, Position, Row, SqlitePosition, Value};
 
     fn change(id: i64) -> Change {
-        let row: Row = [(Arc::from("id"), Value::Int(id))].into_iter().collect();
+        let row: Row = [(Name::new("id"), Value::Int(id))].into_iter().collect();
         Change {
             op: Op::Insert,
             source: "app".into(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 use sluice_config::model::{SqliteSourceConfig, table_matches};
-use sluice_core::{Column, Error, Result, Row, TableSchema};
+use sluice_core::{Column, Error, Name, Result, Row, TableSchema};
 
 use crate::connection::{Access, db_error, ident, open};
 
@@ -36,12 +36,12 @@ pub(crate) struct Table {
     /// Current schema; `schema.table` is `main.users`.
     pub schema: Arc<TableSchema>,
     /// Column names in table order (shared with every row produced).
-    pub columns: Vec<Arc<str>>,
+    pub columns: Vec<Name>,
 }
 
 impl Table {
     fn new(name: String, schema: TableSchema) -> Self {
-        let columns = schema.columns.iter().map(|c| c.name.clone()).collect();
+        let columns = schema.columns.iter().map(|c| c.name).collect();
         Table {
             name,
             schema: Arc::new(schema),
@@ -59,12 +59,7 @@ impl Table {
         self.schema
             .primary_key
             .iter()
-            .map(|k| {
-                (
-                    k.clone(),
-                    row.get(k).cloned().unwrap_or(sluice_core::Value::Null),
-                )
-            })
+            .map(|k| (*k, row.get(k).cloned().unwrap_or(sluice_core::Value::Null)))
             .collect()
     }
 
@@ -104,7 +99,7 @@ pub(crate) fn user_tables(conn: &Connection, changelog: &str) -> rusqlite::Resul
         .collect())
 }
 
-type Shape = (Vec<Column>, Vec<Arc<str>>);
+type Shape = (Vec<Column>, Vec<Name>);
 
 /// Columns in table order and primary-key columns in key order; `None` if no such table.
 fn shape(conn: &Connection, name: &str) -> rusqlite::Result<Option<Shape>> {
@@ -115,10 +110,10 @@ fn shape(conn: &Connection, name: &str) -> rusqlite::Result<Option<Shape>> {
     let mut keyed = Vec::new();
     let mut rows = stmt.query([name])?;
     while let Some(r) = rows.next()? {
-        let column: Arc<str> = Arc::from(r.get::<_, String>(0)?);
+        let column = Name::new(&r.get::<_, String>(0)?);
         let pk: i64 = r.get(3)?;
         if pk > 0 {
-            keyed.push((pk, column.clone()));
+            keyed.push((pk, column));
         }
         columns.push(Column {
             name: column,

@@ -72,7 +72,7 @@ pub(crate) fn read<'t>(
         while let Some(r) = rows.next().map_err(fail)? {
             let mut row = Vec::with_capacity(table.columns.len());
             for (i, column) in table.columns.iter().enumerate() {
-                row.push((column.clone(), from_sql(r.get_ref(i).map_err(fail)?)));
+                row.push((*column, from_sql(r.get_ref(i).map_err(fail)?)));
             }
             let row = Row(row);
             changes.push(Change {

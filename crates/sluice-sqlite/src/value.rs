@@ -28,10 +28,8 @@
 //! columns without REAL affinity anyway) is streamed as `0.0`, while the snapshot reads
 //! `-0.0`. The two compare equal.
 
-use std::sync::Arc;
-
 use rusqlite::types::ValueRef;
-use sluice_core::{Row, Value};
+use sluice_core::{Name, Row, Value};
 
 /// A value read directly from SQLite (snapshot).
 pub(crate) fn from_sql(v: ValueRef<'_>) -> Value {
@@ -57,7 +55,7 @@ fn member_sql(expr: &str) -> String {
 }
 
 /// SQL that renders the row `alias` (`NEW` or `OLD`) with `columns` as a JSON object text.
-pub(crate) fn image_sql(alias: &str, columns: &[Arc<str>]) -> String {
+pub(crate) fn image_sql(alias: &str, columns: &[Name]) -> String {
     let mut parts = Vec::with_capacity(columns.len() * 2 + 1);
     for (i, column) in columns.iter().enumerate() {
         let open = if i == 0 { "{" } else { "," };
@@ -95,7 +93,7 @@ fn json_string(text: &str) -> String {
 
 /// Decode a row image written by the triggers. Columns come out in `columns` order; members
 /// that are not in `columns` (a column dropped since the image was written) follow, by name.
-pub fn decode_image(text: &str, columns: &[Arc<str>]) -> Result<Row, String> {
+pub fn decode_image(text: &str, columns: &[Name]) -> Result<Row, String> {
     let parsed: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
     let serde_json::Value::Object(mut members) = parsed else {
@@ -105,14 +103,14 @@ pub fn decode_image(text: &str, columns: &[Arc<str>]) -> Result<Row, String> {
     for column in columns {
         if let Some(v) = members.remove(&**column) {
             row.push((
-                column.clone(),
+                *column,
                 decode_member(v).map_err(|e| format!("column {column:?}: {e}"))?,
             ));
         }
     }
     for (name, v) in members {
         let value = decode_member(v).map_err(|e| format!("column {name:?}: {e}"))?;
-        row.push((Arc::from(name), value));
+        row.push((Name::new(&name), value));
     }
     Ok(Row(row))
 }
@@ -169,8 +167,8 @@ mod tests {
     use super::*;
     use rusqlite::Connection;
 
-    fn cols(names: &[&str]) -> Vec<Arc<str>> {
-        names.iter().map(|n| Arc::from(*n)).collect()
+    fn cols(names: &[&str]) -> Vec<Name> {
+        names.iter().map(|n| Name::new(n)).collect()
     }
 
     /// Every storage class survives the image round trip exactly, through the bundled SQLite.

@@ -7,10 +7,9 @@
 //! order.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
-use sluice_core::{Change, Op, Position, Row, Sink, SqlitePosition, Value};
+use sluice_core::{Change, Name, Op, Position, Row, Sink, SqlitePosition, Value};
 
 /// What the destination holds, by `id`.
 pub type SinkState = BTreeMap<i64, String>;
@@ -27,14 +26,14 @@ pub trait SinkHarness: Send {
 
 fn row(id: i64, val: &str) -> Row {
     Row(vec![
-        (Arc::from("id"), Value::Int(id)),
-        (Arc::from("val"), Value::Text(val.into())),
+        (Name::new("id"), Value::Int(id)),
+        (Name::new("val"), Value::Text(val.into())),
     ])
 }
 
 /// A change of table `main.items` (columns `id`, `val`) at changelog position `seq`.
 pub fn change(op: Op, id: i64, val: &str, seq: i64) -> Change {
-    let key = Row(vec![(Arc::from("id"), Value::Int(id))]);
+    let key = Row(vec![(Name::new("id"), Value::Int(id))]);
     let (before, after) = match op {
         Op::Delete => (Some(row(id, val)), None),
         Op::Update => (Some(row(id, "?")), Some(row(id, val))),

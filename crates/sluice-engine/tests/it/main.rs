@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sluice_config::BatchConfig;
 use sluice_core::{
-    Change, CheckpointStore, Error, MemoryCheckpointStore, Op, Position, Result, Row, Sink, Source,
-    SourceBatch, SourcePoll, SqlitePosition, Value,
+    Change, CheckpointStore, Error, MemoryCheckpointStore, Name, Op, Position, Result, Row, Sink,
+    Source, SourceBatch, SourcePoll, SqlitePosition, Value,
 };
 use sluice_engine::{Pipeline, Route, RunOptions, SinkSpec, SourceSpec};
 
@@ -24,7 +24,7 @@ fn pos(seq: i64) -> Position {
 }
 
 fn change(seq: i64) -> Change {
-    let row: Row = [(Arc::from("id"), Value::Int(seq))].into_iter().collect();
+    let row: Row = [(Name::new("id"), Value::Int(seq))].into_iter().collect();
     Change {
         op: Op::Insert,
         source: "mem".into(),

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use sluice_core::{Change, Op, PgLsn, Position, Result, Row, Value};
+use sluice_core::{Change, Name, Op, PgLsn, Position, Result, Row, Value};
 use tokio::sync::mpsc;
 
 use super::chunk::Chunk;
@@ -45,7 +45,7 @@ pub(super) struct TableShape {
     pub name: Arc<str>,
     /// `COPY (SELECT <columns> FROM <table>` (the chunk adds its filter and `) TO STDOUT`).
     pub select: String,
-    pub columns: Vec<(Arc<str>, u32)>,
+    pub columns: Vec<(Name, u32)>,
     /// Indexes of the key columns in `columns`.
     pub key: Vec<usize>,
     /// The publication's row filter, if it has one for this table.
@@ -74,11 +74,7 @@ impl TableShape {
                 if table.partitioned { "" } else { "ONLY " },
                 table.sql()
             ),
-            columns: table
-                .columns
-                .iter()
-                .map(|c| (c.name.clone(), c.type_oid))
-                .collect(),
+            columns: table.columns.iter().map(|c| (c.name, c.type_oid)).collect(),
             key: table
                 .key
                 .iter()
@@ -237,7 +233,7 @@ fn text_change(shared: &Shared, table: &TableShape, line: &[u8], position: &Posi
                 Some(Cow::Owned(text)) => text_to_value_owned(*type_oid, text),
                 None => Value::Null,
             };
-            (name.clone(), value)
+            (*name, value)
         })
         .collect();
     read_change(shared, table, after, position)
@@ -270,7 +266,7 @@ fn binary_change(
                 ))
             })?,
         };
-        after.push((name.clone(), value));
+        after.push((*name, value));
     }
     let after = Row(after);
     Ok(read_change(shared, table, after, position))

@@ -2,13 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 use sluice_config::model::{DEFAULT_CHANGELOG_TABLE, SnapshotMode, SqliteSourceConfig};
-use sluice_core::{Change, Op, Position, Row, Source, SourceBatch, SourcePoll, Value};
+use sluice_core::{Change, Name, Op, Position, Row, Source, SourceBatch, SourcePoll, Value};
 use sluice_sqlite::SqliteSource;
 
 /// A database file in its own temporary directory. The directory is kept when the test
@@ -128,18 +127,18 @@ pub fn apply(image: &mut Image, change: &Change) {
 pub fn table_image(db: &Db, table: &str, key: &[&str]) -> Image {
     let conn = db.conn();
     let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
-    let names: Vec<Arc<str>> = stmt.column_names().map(Arc::from).collect();
+    let names: Vec<Name> = stmt.column_names().map(Name::new).collect();
     let mut rows = stmt.query([]).unwrap();
     let mut image = Image::new();
     while let Some(r) = rows.next().unwrap() {
         let row: Row = names
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.clone(), from_sql(r.get_ref(i).unwrap())))
+            .map(|(i, n)| (*n, from_sql(r.get_ref(i).unwrap())))
             .collect();
         let key_row: Row = key
             .iter()
-            .map(|k| (Arc::from(*k), row.get(k).unwrap().clone()))
+            .map(|k| (Name::new(k), row.get(k).unwrap().clone()))
             .collect();
         image.insert(key_text(&key_row), row);
     }
@@ -224,7 +223,7 @@ pub fn seq(p: &Position) -> i64 {
 pub fn row(pairs: &[(&str, Value)]) -> Row {
     pairs
         .iter()
-        .map(|(c, v)| (Arc::from(*c), v.clone()))
+        .map(|(c, v)| (Name::new(c), v.clone()))
         .collect()
 }
 
