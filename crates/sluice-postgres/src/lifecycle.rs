@@ -131,9 +131,11 @@ async fn covers(client: &Client, version: i32, publication: &str, table: &Table)
     } else {
         "r.prrelid = $2::oid"
     };
+    // The table's schema, or (a partition) the schema of one of its ancestors.
     let schema = if version >= 150_000 {
         " OR EXISTS (SELECT 1 FROM pg_publication_namespace n JOIN pg_class c \
-         ON c.relnamespace = n.pnnspid WHERE n.pnpubid = p.oid AND c.oid = $2::oid)"
+         ON c.relnamespace = n.pnnspid WHERE n.pnpubid = p.oid AND (c.oid = $2::oid \
+         OR c.oid IN (SELECT relid FROM pg_partition_ancestors($2::oid::regclass))))"
     } else {
         ""
     };
@@ -165,15 +167,25 @@ async fn refuse_partitions_published_as_ancestors(
     if version < 130_000 {
         return Ok(());
     }
-    const ANCESTOR_PUBLISHED: &str = "SELECT a.relid::regclass::text FROM pg_publication p \
-        CROSS JOIN pg_partition_ancestors($2::oid::regclass) a \
-        WHERE p.pubname = $1 AND p.pubviaroot AND a.relid <> $2::oid \
-        AND (p.puballtables OR EXISTS (SELECT 1 FROM pg_publication_rel r \
-             WHERE r.prpubid = p.oid AND r.prrelid = a.relid)) \
-        LIMIT 1";
+    // An ancestor is published when it is listed, when the publication is FOR ALL TABLES,
+    // or (PostgreSQL 15+) when its schema is (FOR TABLES IN SCHEMA).
+    let schema = if version >= 150_000 {
+        " OR EXISTS (SELECT 1 FROM pg_publication_namespace n JOIN pg_class c \
+         ON c.relnamespace = n.pnnspid WHERE n.pnpubid = p.oid AND c.oid = a.relid)"
+    } else {
+        ""
+    };
+    let ancestor_published = format!(
+        "SELECT a.relid::regclass::text FROM pg_publication p \
+         CROSS JOIN pg_partition_ancestors($2::oid::regclass) a \
+         WHERE p.pubname = $1 AND p.pubviaroot AND a.relid <> $2::oid \
+         AND (p.puballtables OR EXISTS (SELECT 1 FROM pg_publication_rel r \
+              WHERE r.prpubid = p.oid AND r.prrelid = a.relid){schema}) \
+         LIMIT 1"
+    );
     for table in tables {
         let row = client
-            .query_opt(ANCESTOR_PUBLISHED, &[&publication, &table.oid])
+            .query_opt(&ancestor_published, &[&publication, &table.oid])
             .await
             .map_err(|e| pg_error(e, &format!("reading publication \"{publication}\"")))?;
         if let Some(row) = row {
@@ -546,6 +558,11 @@ pub(crate) async fn check(config: &PostgresSourceConfig) -> Result<Vec<String>> 
 
     let publication = &config.publication;
     if publication_exists(&client, publication).await? {
+        if let Err(e) =
+            refuse_partitions_published_as_ancestors(&client, publication, &tables).await
+        {
+            problems.push(e.to_string());
+        }
         let missing = uncovered(&client, publication, &tables).await?;
         if let Some(gaps) = publication_gaps(&client, publication).await? {
             lines.push(format!("warning: {gaps}"));

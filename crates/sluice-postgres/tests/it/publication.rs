@@ -116,6 +116,51 @@ async fn partitions_and_publications_that_cover_them() {
         "{e}"
     );
 
+    // A partition in another schema than its partitioned table, whose schema a FOR TABLES
+    // IN SCHEMA publication covers: covered (nothing added); published as its root, refused
+    // by `run` and reported by `check`.
+    db.exec(
+        "CREATE SCHEMA sales; CREATE SCHEMA archive;
+         CREATE TABLE sales.orders (id int PRIMARY KEY) PARTITION BY RANGE (id);
+         CREATE TABLE archive.orders_old PARTITION OF sales.orders FOR VALUES FROM (0) TO (100);
+         CREATE PUBLICATION schp FOR TABLES IN SCHEMA sales;",
+    )
+    .await;
+    let mut old = db.config("old");
+    old.tables = vec!["archive.orders_old".into()];
+    old.publication = "schp".into();
+    old.snapshot = sluice_config::model::SnapshotMode::Never;
+    let mut source = PostgresSource::new("app", &old);
+    source.start(None).await.unwrap();
+    source.stop().await.unwrap();
+    let listed: i64 = db
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE p.pubname = 'schp'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        listed, 0,
+        "the schema publication already covers the partition"
+    );
+    db.exec("ALTER PUBLICATION schp SET (publish_via_partition_root = true)")
+        .await;
+    let e = start_error(&old).await;
+    assert!(
+        e.contains("\"archive.orders_old\" is a partition of sales.orders, and publication \"schp\" publishes its changes as sales.orders"),
+        "{e}"
+    );
+    let checked = sluice_postgres::check(&old).await;
+    assert!(
+        checked.as_ref().is_err_and(|e| e
+            .to_string()
+            .contains("publishes its changes as sales.orders")),
+        "{checked:?}"
+    );
+
     // The publication sluice makes for the partitioned table: changes come as it, and the
     // partitions' own descriptions (sent beside the root's) yield no schema event.
     let mut config = db.config("root");
