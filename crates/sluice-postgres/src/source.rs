@@ -229,6 +229,16 @@ impl PostgresSource {
                     if wanted.is_empty() {
                         return Ok(Plan::Stream { from: lsn, tables });
                     }
+                    // In the captured tables' order: the read's progress counts tables in its
+                    // own list, and a restart that finds it interrupted applies that count to
+                    // the whole list, skipping the tables before it. As a subsequence, every
+                    // table it skips there was read here or was captured before.
+                    wanted.sort_by_key(|w| {
+                        tables
+                            .iter()
+                            .position(|t| same_table(&t.qualified(), w))
+                            .unwrap_or(usize::MAX)
+                    });
                     *lock(&self.rereads) = Rereads {
                         tables: wanted.clone(),
                         read: false,
