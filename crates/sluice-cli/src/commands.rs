@@ -113,6 +113,7 @@ pub async fn run(path: &Path, once: bool, resnapshot: &[String]) -> Result<ExitC
     for source in config.sources.values_mut() {
         if let sluice_config::SourceConfig::Postgres(pg) = source {
             pg.spill_dir = Some(config.data_dir.join("spill"));
+            pg.state_dir = Some(config.data_dir.join("state"));
         }
     }
     let store = Arc::new(FileCheckpointStore::new(&config.data_dir));

@@ -186,6 +186,11 @@ pub struct PostgresSourceConfig {
     /// `<data_dir>/spill`, not by the config file); unset, the system temporary directory.
     #[serde(skip)]
     pub spill_dir: Option<PathBuf>,
+    /// Where sluice records which tables the checkpoint covers (set by `sluice run` to
+    /// `<data_dir>/state`, not by the config file); unset, no record is kept and only tables
+    /// newly added to the publication are read before the stream resumes.
+    #[serde(skip)]
+    pub state_dir: Option<PathBuf>,
     /// Tables to read again before resuming the stream (set by `sluice run --resnapshot`,
     /// not by the config file).
     #[serde(skip)]
@@ -210,6 +215,7 @@ impl PostgresSourceConfig {
             primary_key_change: PrimaryKeyChange::default(),
             stream_in_progress: true,
             spill_dir: None,
+            state_dir: None,
             resnapshot: Vec::new(),
         };
         c.fill_defaults(source_name);

@@ -162,6 +162,7 @@
 //!   RFC 3339 form.
 
 mod capture;
+mod captured;
 mod catalog;
 mod conn;
 mod copy_binary;

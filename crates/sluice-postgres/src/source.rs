@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
 use crate::capture::{self, CHANNEL_CAPACITY, Plan, Task};
+use crate::captured::{self, CapturedTable};
 use crate::catalog::{self, identity_problem};
 use crate::conn::{connect, ident, literal, pg_error};
 use crate::lifecycle::{ensure_publication, publication_gaps, usable_slot};
@@ -48,6 +49,9 @@ pub(crate) struct Rereads {
     pub tables: Vec<String>,
     /// The capture task read them all (their changes are in the channel).
     pub read: bool,
+    /// The captured tables to record once a streamed position after this start's is
+    /// confirmed (with no table left to read): see [`crate::captured`].
+    pub record: Option<captured::Pending>,
 }
 
 fn lock(rereads: &std::sync::Mutex<Rereads>) -> std::sync::MutexGuard<'_, Rereads> {
@@ -133,6 +137,11 @@ impl PostgresSource {
         for line in &ensured.lines {
             tracing::info!(source = %self.name, "{line}");
         }
+        // Recorded with this start's position by `start`, written by `confirm`.
+        lock(&self.rereads).record = Some(captured::Pending {
+            after: PgLsn(0),
+            tables: CapturedTable::of(&tables),
+        });
         if let Some(gaps) = publication_gaps(&client, &self.config.publication).await? {
             tracing::warn!(source = %self.name, "{gaps}");
         }
@@ -194,6 +203,7 @@ impl PostgresSource {
                         "replication slot \"{slot}\" does not exist, so changes after the checkpoint at {lsn} may be lost (hint: run `sluice teardown`, delete the checkpoint of this source, and start again with a new snapshot)"
                     )));
                 }
+                let newly = self.newly_captured(&ensured.added, &tables)?;
                 if !snapshot
                     && let Some(ahead) = state
                         .as_ref()
@@ -218,11 +228,15 @@ impl PostgresSource {
                     // Tables the publication did not publish until now (added to `tables`,
                     // or dropped and made again, since the checkpoint): their rows were
                     // never sent, so they are read like `--resnapshot` ones.
-                    for name in &ensured.added {
+                    for name in &newly {
                         if self.config.snapshot == SnapshotMode::Never {
                             tracing::info!(source = %self.name, table = %name, "table newly published: only its changes from now on are captured (snapshot = \"never\")");
                         } else if !wanted.iter().any(|w| same_table(w, name)) {
-                            tracing::info!(source = %self.name, table = %name, "table newly published after this pipeline's checkpoint: reading its rows before resuming the stream (if interrupted before \"snapshot done\", run `sluice run --resnapshot {name}`)");
+                            if self.config.state_dir.is_some() {
+                                tracing::info!(source = %self.name, table = %name, "table newly captured since this pipeline's checkpoint: reading its rows before resuming the stream");
+                            } else {
+                                tracing::info!(source = %self.name, table = %name, "table newly published after this pipeline's checkpoint: reading its rows before resuming the stream (if interrupted before they are checkpointed, run `sluice run --resnapshot {name}`)");
+                            }
                             wanted.push(name.clone());
                         }
                     }
@@ -239,10 +253,11 @@ impl PostgresSource {
                             .position(|t| same_table(&t.qualified(), w))
                             .unwrap_or(usize::MAX)
                     });
-                    *lock(&self.rereads) = Rereads {
-                        tables: wanted.clone(),
-                        read: false,
-                    };
+                    {
+                        let mut rereads = lock(&self.rereads);
+                        rereads.tables = wanted.clone();
+                        rereads.read = false;
+                    }
                     let wanted = &wanted;
                     // `run --resnapshot`: read those tables again under a fresh snapshot, then
                     // stream from the checkpoint. As for an interrupted snapshot, the changes
@@ -287,11 +302,7 @@ impl PostgresSource {
                     create_slot(&mut conn, &ident(&temp), " TEMPORARY", &temp).await?;
                 // A table newly published shifts the snapshot's table order, which the
                 // progress counts in: read every table again.
-                let progress = if ensured.added.is_empty() {
-                    progress
-                } else {
-                    None
-                };
+                let progress = if newly.is_empty() { progress } else { None };
                 Ok(Plan::Resnapshot {
                     conn,
                     snapshot_name,
@@ -394,6 +405,49 @@ async fn create_slot(
 }
 
 /// Whether two table names (`schema.table`, or `table` for `public.table`) are the same.
+impl PostgresSource {
+    /// Tables whose rows the checkpoint does not cover: those just added to the publication
+    /// (`added`), and, with a record of the checkpoint's tables, those captured now but not
+    /// then (see [`crate::captured`]).
+    fn newly_captured(&self, added: &[String], tables: &[catalog::Table]) -> Result<Vec<String>> {
+        let mut newly = added.to_vec();
+        let Some(dir) = &self.config.state_dir else {
+            return Ok(newly);
+        };
+        if let Some(known) = captured::load(&captured::path(dir, &self.name))? {
+            for table in captured::new_since(&known, tables) {
+                let name = table.qualified();
+                if !newly.iter().any(|n| same_table(n, &name)) {
+                    newly.push(name);
+                }
+            }
+        }
+        Ok(newly)
+    }
+
+    /// Record the captured tables once `confirmed` (a streamed position) is past this
+    /// start's position and no table is left to read.
+    fn record_captured(&self, confirmed: PgLsn) {
+        let pending = {
+            let mut rereads = lock(&self.rereads);
+            match &rereads.record {
+                Some(p) if rereads.tables.is_empty() && confirmed > p.after && p.after.0 != 0 => {
+                    rereads.record.take()
+                }
+                _ => None,
+            }
+        };
+        let (Some(pending), Some(dir)) = (pending, &self.config.state_dir) else {
+            return;
+        };
+        let path = captured::path(dir, &self.name);
+        if let Err(e) = captured::save(&path, &pending.tables) {
+            // Not fatal: the next start reads the tables the old record lacks again.
+            tracing::warn!(source = %self.name, path = %path.display(), error = %e, "cannot record the captured tables; the next start may read some tables again");
+        }
+    }
+}
+
 fn same_table(a: &str, b: &str) -> bool {
     catalog::split_name(a) == catalog::split_name(b)
 }
@@ -458,6 +512,9 @@ impl Source for PostgresSource {
             (_, Plan::SnapshotOnly { at, .. }) => *at,
             (_, Plan::Done) => PgLsn(0),
         };
+        if let Some(pending) = lock(&self.rereads).record.as_mut() {
+            pending.after = start;
+        }
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (confirmed_tx, confirmed_rx) = watch::channel(start);
         let (reported_tx, reported_rx) = watch::channel(PgLsn(0));
@@ -559,10 +616,14 @@ impl Source for PostgresSource {
             Position::Pg { snapshot: true, .. } => return Ok(()),
             Position::Pg { lsn, .. } => {
                 // Streamed after a finished re-read: every row it read is checkpointed.
-                let mut rereads = lock(&self.rereads);
-                if rereads.read {
-                    *rereads = Rereads::default();
+                {
+                    let mut rereads = lock(&self.rereads);
+                    if rereads.read {
+                        rereads.tables.clear();
+                        rereads.read = false;
+                    }
                 }
+                self.record_captured(*lsn);
                 *lsn
             }
             other => {
