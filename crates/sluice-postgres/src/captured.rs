@@ -38,7 +38,19 @@ impl CapturedTable {
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
     pub after: PgLsn,
+    /// The start resumed a stream at `after` and read tables first: their rows are
+    /// positioned before the checkpoint at `after` (which they do not move), so only a
+    /// confirmed position past `after` shows they were delivered. Otherwise (a snapshot at
+    /// `after`, or nothing to read) the position `after` itself, streaming, shows it.
+    pub strict: bool,
     pub tables: Vec<CapturedTable>,
+}
+
+impl Pending {
+    /// Whether a confirmed streamed position `confirmed` covers every row this start read.
+    pub fn covered_by(&self, confirmed: PgLsn) -> bool {
+        self.after.0 != 0 && (confirmed > self.after || (!self.strict && confirmed == self.after))
+    }
 }
 
 pub(crate) fn path(state_dir: &Path, source: &str) -> PathBuf {

@@ -140,6 +140,7 @@ impl PostgresSource {
         // Recorded with this start's position by `start`, written by `confirm`.
         lock(&self.rereads).record = Some(captured::Pending {
             after: PgLsn(0),
+            strict: false,
             tables: CapturedTable::of(&tables),
         });
         if let Some(gaps) = publication_gaps(&client, &self.config.publication).await? {
@@ -431,7 +432,7 @@ impl PostgresSource {
         let pending = {
             let mut rereads = lock(&self.rereads);
             match &rereads.record {
-                Some(p) if rereads.tables.is_empty() && confirmed > p.after && p.after.0 != 0 => {
+                Some(p) if rereads.tables.is_empty() && p.covered_by(confirmed) => {
                     rereads.record.take()
                 }
                 _ => None,
@@ -514,6 +515,7 @@ impl Source for PostgresSource {
         };
         if let Some(pending) = lock(&self.rereads).record.as_mut() {
             pending.after = start;
+            pending.strict = matches!(&plan, Plan::Resnapshot { only: Some(_), .. });
         }
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (confirmed_tx, confirmed_rx) = watch::channel(start);
