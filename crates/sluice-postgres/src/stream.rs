@@ -60,6 +60,8 @@ struct Known {
     name: String,
     /// Key columns (the primary key, or the identity index).
     key: Vec<Name>,
+    /// Columns and their types at start, in order.
+    columns: Vec<(Name, u32)>,
 }
 
 #[derive(Debug)]
@@ -114,6 +116,7 @@ impl Converter {
                     let known = Known {
                         name: t.qualified(),
                         key: t.key.clone(),
+                        columns: t.columns.iter().map(|c| (c.name, c.type_oid)).collect(),
                     };
                     (t.oid, known)
                 })
@@ -459,7 +462,32 @@ impl Converter {
     /// (Under REPLICA IDENTITY FULL the server flags every column, so the key is followed
     /// by name.)
     fn follow_key_renames(&mut self, oid: u32, columns: &[(Name, u32)]) {
-        let (Some(known), Some(last)) = (self.known.get_mut(&oid), self.relations.get(&oid)) else {
+        let Some(known) = self.known.get_mut(&oid) else {
+            return;
+        };
+        // The first description since start: the changes replayed from the checkpoint may
+        // predate a rename (the catalog read at start has the new name). Same column types
+        // in the same order: the key is where it was.
+        let Some(last) = self.relations.get(&oid) else {
+            let same_shape = known.columns.len() == columns.len()
+                && known
+                    .columns
+                    .iter()
+                    .zip(columns)
+                    .all(|((_, a), (_, b))| a == b);
+            if same_shape {
+                for key in &mut known.key {
+                    if columns.iter().any(|(c, _)| c == key) {
+                        continue;
+                    }
+                    if let Some(i) = known.columns.iter().position(|(c, _)| c == key)
+                        && let Some((then, _)) = columns.get(i)
+                        && !known.columns.iter().any(|(c, _)| c == then)
+                    {
+                        *key = *then;
+                    }
+                }
+            }
             return;
         };
         for key in &mut known.key {
