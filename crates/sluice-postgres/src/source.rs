@@ -69,8 +69,8 @@ struct Running {
     /// How far the server has decoded while the stream is at a keepalive (0 otherwise).
     caught_up: Arc<AtomicU64>,
     /// The server's flush position that the stream must reach before `poll` reports idle,
-    /// read at the first quiet poll since the last batch.
-    idle_target: Option<PgLsn>,
+    /// and when it was read: read again once older than `status_interval_ms`.
+    idle_target: Option<(PgLsn, std::time::Instant)>,
     task: JoinHandle<()>,
     heartbeat: Option<JoinHandle<()>>,
 }
@@ -369,6 +369,9 @@ impl PostgresSource {
 /// How long slot creation may take before sluice says what it is waiting for.
 const SLOT_WAIT_NOTICE: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// How often `poll` looks whether a quiet stream has caught up with the server.
+const IDLE_CHECK: Duration = Duration::from_millis(50);
+
 /// `CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export')`: the consistent point and the name of
 /// the exported snapshot, valid until the next command on `conn`.
 async fn create_slot(
@@ -563,39 +566,45 @@ impl Source for PostgresSource {
         // being made or a backlog the server is still decoding is not idle (`run --once`
         // would stop short of it), only pending. Either way poll returns within `wait`, so
         // the engine can confirm what it checkpointed: a server shutting down waits for it.
-        let received = match tokio::time::timeout(wait, running.batches.recv()).await {
-            Ok(received) => received,
-            Err(_) => {
-                let at = PgLsn(running.caught_up.load(Ordering::Acquire));
-                if at.0 == 0 {
-                    return Ok(SourcePoll::Pending);
-                }
-                let target = match running.idle_target {
-                    Some(target) => target,
-                    None => {
-                        let Some(flush) = caught_up_target(&mut self.side, &self.config).await
-                        else {
-                            // The task reports what is wrong with the server.
-                            return Ok(SourcePoll::Pending);
+        // Quiet spells are checked every IDLE_CHECK (an idle stream is seen at once, not a
+        // `wait` later); the server's position is read at most once per `wait`.
+        let deadline = tokio::time::Instant::now() + wait;
+        let received = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left.min(IDLE_CHECK), running.batches.recv()).await {
+                Ok(received) => break received,
+                Err(_) => {
+                    let at = PgLsn(running.caught_up.load(Ordering::Acquire));
+                    if at.0 != 0 {
+                        let target = match running.idle_target {
+                            Some((target, read)) if read.elapsed() < wait => Some(target),
+                            _ => caught_up_target(&mut self.side, &self.config)
+                                .await
+                                .inspect(|&flush| {
+                                    running.idle_target = Some((flush, std::time::Instant::now()));
+                                }),
                         };
-                        *running.idle_target.insert(flush)
+                        // (No target: the task reports what is wrong with the server.)
+                        if target.is_some_and(|target| at >= target) {
+                            // The task hands a batch over before it publishes the keepalive
+                            // position after it, so one that arrived since the timeout is in
+                            // the channel now: deliver it rather than report idle (`run
+                            // --once` would stop without it).
+                            match running.batches.try_recv() {
+                                Ok(received) => break Some(received),
+                                Err(mpsc::error::TryRecvError::Empty) => {
+                                    return Ok(SourcePoll::Idle);
+                                }
+                                Err(mpsc::error::TryRecvError::Disconnected) => break None,
+                            }
+                        }
                     }
-                };
-                if at < target {
-                    return Ok(SourcePoll::Pending);
-                }
-                running.idle_target = None;
-                // The task hands a batch over before it publishes the keepalive position
-                // after it, so one that arrived since the timeout is in the channel now:
-                // deliver it rather than report idle (`run --once` would stop without it).
-                match running.batches.try_recv() {
-                    Ok(received) => Some(received),
-                    Err(mpsc::error::TryRecvError::Empty) => return Ok(SourcePoll::Idle),
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(SourcePoll::Pending);
+                    }
                 }
             }
         };
-        running.idle_target = None;
         match received {
             Some(Ok(poll)) => Ok(poll),
             Some(Err(e)) => {

@@ -326,6 +326,10 @@ async fn a_read_of_a_newly_published_table_cut_by_an_error_is_done_again_on_rest
 
     config.tables = vec!["a".into(), "c".into()];
     let mut d = Driver::start(&config, resume.clone()).await;
+    // Nothing confirmed: whether the cut lands inside the read or just after it (the rows
+    // of a small table may all be in socket buffers already), no position past the read
+    // reaches a checkpoint, so the restart must read the table again.
+    d.confirm = false;
     d.until("some of c's rows", |c| c.iter().any(|c| c.op == Op::Read))
         .await;
     // Cut every connection of the source mid-read (the channel's bound holds the reader),
@@ -351,8 +355,6 @@ async fn a_read_of_a_newly_published_table_cut_by_an_error_is_done_again_on_rest
         }
     };
     assert!(error.is_transient(), "{error}");
-    let before = ids(&d.changes, "public.c", Op::Read).len();
-    assert!(before < 50_000, "the read was not cut: {before} rows");
     // As the engine does: the same source, restarted from the last checkpoint (no row of
     // the read reached one).
     d.changes.clear();
