@@ -37,6 +37,8 @@ pub struct PostgresSource {
     /// `resnapshot` tables were read (once per process; a restart after an error resumes
     /// the stream without reading them again).
     resnapshot_done: std::sync::atomic::AtomicBool,
+    /// When the captured tables were last looked up (see `check_tables`).
+    tables_checked: std::time::Instant,
     /// Tables to read again before the stream resumes (`--resnapshot`, newly published
     /// ones), kept until a streamed position after their read is confirmed: a restart
     /// after an error before then reads them again instead of losing them.
@@ -52,6 +54,18 @@ pub(crate) struct Rereads {
     /// The captured tables to record once a streamed position after this start's is
     /// confirmed (with no table left to read): see [`crate::captured`].
     pub record: Option<captured::Pending>,
+    /// The captured tables as this start found them, watched for a drop and re-creation.
+    pub watch: Vec<Watched>,
+}
+
+/// A captured table, by the OID it had at start.
+#[derive(Debug, Clone)]
+pub(crate) struct Watched {
+    oid: u32,
+    schema: String,
+    name: String,
+    /// Seen dropped (and warned about) already.
+    gone: bool,
 }
 
 fn lock(rereads: &std::sync::Mutex<Rereads>) -> std::sync::MutexGuard<'_, Rereads> {
@@ -95,7 +109,93 @@ impl PostgresSource {
             side: None,
             resnapshot_done: std::sync::atomic::AtomicBool::new(false),
             rereads: Arc::default(),
+            tables_checked: std::time::Instant::now(),
         }
+    }
+
+    /// Every `10 × status_interval_ms`: a captured table dropped and created again while
+    /// the stream runs is out of the publication (and has a new OID), and PostgreSQL sends
+    /// nothing about it. Restart the source (a transient error) when the new table will be
+    /// captured, so the start adds it to the publication and reads its rows; warn once about
+    /// a table dropped for good.
+    async fn check_tables(&mut self) -> Result<()> {
+        let every = Duration::from_millis(self.config.status_interval_ms.max(1).saturating_mul(10));
+        if self.tables_checked.elapsed() < every {
+            return Ok(());
+        }
+        self.tables_checked = std::time::Instant::now();
+        let mut watch = std::mem::take(&mut lock(&self.rereads).watch);
+        let result = self.check_watched(&mut watch).await;
+        let mut rereads = lock(&self.rereads);
+        if rereads.watch.is_empty() {
+            rereads.watch = watch;
+        }
+        result
+    }
+
+    async fn check_watched(&mut self, watch: &mut [Watched]) -> Result<()> {
+        if watch.is_empty() {
+            return Ok(());
+        }
+        if self.side.as_ref().is_none_or(Client::is_closed) {
+            // Not now: the next check tries again (the stream reports a server that is down).
+            self.side = connect(&self.config).await.ok();
+        }
+        let Some(client) = self.side.as_ref() else {
+            return Ok(());
+        };
+        let oids: Vec<u32> = watch.iter().map(|w| w.oid).collect();
+        let Ok(rows) = client
+            .query(
+                "SELECT w.oid FROM unnest($1::oid[]) w(oid) \
+                 WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = w.oid)",
+                &[&oids],
+            )
+            .await
+        else {
+            return Ok(());
+        };
+        let missing: Vec<u32> = rows.iter().map(|r| r.get(0)).collect();
+        for table in watch.iter_mut().filter(|w| missing.contains(&w.oid)) {
+            let now: Option<u32> = client
+                .query_opt(
+                    "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+                    &[&table.schema, &table.name],
+                )
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.get(0));
+            let qualified = format!("{}.{}", table.schema, table.name);
+            // Listed in `tables`, the new table is captured at the next start; with `tables`
+            // unset, only if the publication publishes it.
+            let captured_again = match now {
+                None => false,
+                Some(_) if !self.config.tables.is_empty() => true,
+                Some(_) => client
+                    .query_opt(
+                        "SELECT 1 FROM pg_publication_tables \
+                         WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
+                        &[&self.config.publication, &table.schema, &table.name],
+                    )
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some(),
+            };
+            if let (true, Some(new)) = (captured_again, now) {
+                return Err(Error::transient(format!(
+                    "captured table \"{qualified}\" was dropped and created again (OID {} is now {new}); restarting the source to capture the new table, whose rows are read before the stream resumes (rows of the dropped table stay in the sinks)",
+                    table.oid
+                )));
+            }
+            if !table.gone {
+                table.gone = true;
+                tracing::warn!(source = %self.name, table = %qualified, "captured table was dropped: nothing more of it is captured, and its rows stay in the sinks (PostgreSQL sends nothing for DROP TABLE)");
+            }
+        }
+        Ok(())
     }
 
     fn context(&self) -> String {
@@ -137,6 +237,15 @@ impl PostgresSource {
         for line in &ensured.lines {
             tracing::info!(source = %self.name, "{line}");
         }
+        lock(&self.rereads).watch = tables
+            .iter()
+            .map(|t| Watched {
+                oid: t.oid,
+                schema: t.schema.clone(),
+                name: t.name.clone(),
+                gone: false,
+            })
+            .collect();
         // Recorded with this start's position by `start`, written by `confirm`.
         lock(&self.rereads).record = Some(captured::Pending {
             after: PgLsn(0),
@@ -555,6 +664,12 @@ impl Source for PostgresSource {
     }
 
     async fn poll(&mut self) -> Result<SourcePoll> {
+        if self.running.is_some()
+            && let Err(e) = self.check_tables().await
+        {
+            self.running = None;
+            return Err(e);
+        }
         let wait = Duration::from_millis(self.config.status_interval_ms.max(1));
         let Some(running) = self.running.as_mut() else {
             return Err(Error::permanent(format!(
