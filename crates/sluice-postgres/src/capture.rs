@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sluice_config::model::PostgresSourceConfig;
-use sluice_core::{Error, PgLsn, PgSnapshotProgress, Position, Result, SourceBatch, SourcePoll};
+use sluice_core::{
+    Change, Error, Op, PgLsn, PgSnapshotProgress, Position, Result, Row, SourceBatch, SourcePoll,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::catalog::Table;
@@ -64,6 +66,10 @@ pub(crate) enum Plan {
         progress: Option<PgSnapshotProgress>,
         /// Read only these tables (`run --resnapshot`), then stream all of the second list.
         only: Option<(Vec<String>, Vec<Table>)>,
+        /// Tables dropped and created again since the checkpoint (among `only`'s): a
+        /// `truncate` for each goes first, so the sinks drop the old table's rows before the
+        /// new one's are read.
+        emptied: Vec<String>,
     },
     /// Stream from `from`.
     Stream { from: PgLsn, tables: Vec<Table> },
@@ -128,7 +134,38 @@ impl Task {
                 from,
                 progress,
                 only,
+                emptied,
             } => {
+                if !emptied.is_empty() {
+                    // At the read's first position: like its rows, before the checkpoint.
+                    let position = Position::Pg {
+                        lsn: from,
+                        snapshot: true,
+                        progress: Some(PgSnapshotProgress {
+                            table: 0,
+                            page: 0,
+                            filenode: 0,
+                        }),
+                    };
+                    let changes = emptied
+                        .iter()
+                        .map(|table| Change {
+                            op: Op::Truncate,
+                            source: self.source.clone(),
+                            table: Arc::from(table.as_str()),
+                            key: Row::default(),
+                            before: None,
+                            after: None,
+                            position: position.clone(),
+                            tx: None,
+                            schema: None,
+                        })
+                        .collect();
+                    let batch = SourcePoll::Batch(SourceBatch { changes, position });
+                    if self.out.send(Ok(batch)).await.is_err() {
+                        return Ok(());
+                    }
+                }
                 let tables = match only {
                     None => self.snapshot(&snapshot_name, from, progress).await?,
                     Some((names, all)) => {

@@ -313,7 +313,7 @@ impl PostgresSource {
                         "replication slot \"{slot}\" does not exist, so changes after the checkpoint at {lsn} may be lost (hint: run `sluice teardown`, delete the checkpoint of this source, and start again with a new snapshot)"
                     )));
                 }
-                let newly = self.newly_captured(&ensured.added, &tables)?;
+                let (newly, recreated) = self.newly_captured(&ensured.added, &tables)?;
                 if !snapshot
                     && let Some(ahead) = state
                         .as_ref()
@@ -398,6 +398,11 @@ impl PostgresSource {
                         from: lsn,
                         progress: None,
                         only: Some((wanted.clone(), tables)),
+                        // (Only tables read now: with snapshot = "never" the old rows stay.)
+                        emptied: recreated
+                            .into_iter()
+                            .filter(|r| wanted.iter().any(|w| same_table(w, r)))
+                            .collect(),
                     });
                 }
                 // The snapshot at `lsn` was interrupted and its exported snapshot is gone:
@@ -419,6 +424,7 @@ impl PostgresSource {
                     from: lsn,
                     progress,
                     only: None,
+                    emptied: Vec::new(),
                 })
             }
             Some(other) => Err(Error::permanent(format!(
@@ -521,21 +527,30 @@ async fn create_slot(
 impl PostgresSource {
     /// Tables whose rows the checkpoint does not cover: those just added to the publication
     /// (`added`), and, with a record of the checkpoint's tables, those captured now but not
-    /// then (see [`crate::captured`]).
-    fn newly_captured(&self, added: &[String], tables: &[catalog::Table]) -> Result<Vec<String>> {
+    /// then (see [`crate::captured`]); and of those, the ones the record has under the same
+    /// name with another OID (dropped and created again).
+    fn newly_captured(
+        &self,
+        added: &[String],
+        tables: &[catalog::Table],
+    ) -> Result<(Vec<String>, Vec<String>)> {
         let mut newly = added.to_vec();
+        let mut recreated = Vec::new();
         let Some(dir) = &self.config.state_dir else {
-            return Ok(newly);
+            return Ok((newly, recreated));
         };
         if let Some(known) = captured::load(&captured::path(dir, &self.name))? {
             for table in captured::new_since(&known, tables) {
                 let name = table.qualified();
+                if known.iter().any(|k| k.table == name) {
+                    recreated.push(name.clone());
+                }
                 if !newly.iter().any(|n| same_table(n, &name)) {
                     newly.push(name);
                 }
             }
         }
-        Ok(newly)
+        Ok((newly, recreated))
     }
 
     /// Record the captured tables once `confirmed` (a streamed position) is past this
