@@ -66,10 +66,11 @@ pub(crate) enum Plan {
         progress: Option<PgSnapshotProgress>,
         /// Read only these tables (`run --resnapshot`), then stream all of the second list.
         only: Option<(Vec<String>, Vec<Table>)>,
-        /// Tables dropped and created again since the checkpoint (among `only`'s): a
-        /// `truncate` for each goes first, so the sinks drop the old table's rows before the
-        /// new one's are read.
-        emptied: Vec<String>,
+        /// Tables dropped and created again since the checkpoint (among `only`'s), with the
+        /// old table's OID: a `truncate` for each goes first, so the sinks drop the old
+        /// table's rows before the new one's are read, and the old table's changes still to
+        /// replay from `from` are skipped (they would bring its rows back).
+        emptied: Vec<(String, u32)>,
     },
     /// Stream from `from`.
     Stream { from: PgLsn, tables: Vec<Table> },
@@ -117,6 +118,7 @@ impl Task {
     }
 
     async fn run_plan(self, plan: Plan) -> Result<()> {
+        let mut replaced = Vec::new();
         let (conn, from, tables) = match plan {
             Plan::Snapshot {
                 conn,
@@ -149,7 +151,7 @@ impl Task {
                     };
                     let changes = emptied
                         .iter()
-                        .map(|table| Change {
+                        .map(|(table, _)| Change {
                             op: Op::Truncate,
                             source: self.source.clone(),
                             table: Arc::from(table.as_str()),
@@ -165,6 +167,7 @@ impl Task {
                     if self.out.send(Ok(batch)).await.is_err() {
                         return Ok(());
                     }
+                    replaced = emptied.iter().map(|(_, oid)| *oid).collect();
                 }
                 let tables = match only {
                     None => self.snapshot(&snapshot_name, from, progress).await?,
@@ -221,7 +224,7 @@ impl Task {
             }
             None => self.connect_and_start(from).await?,
         };
-        self.stream(conn, version, from, &tables).await
+        self.stream(conn, version, from, &tables, replaced).await
     }
 
     /// Read the snapshot, then send the empty batch that marks it complete.
@@ -310,10 +313,12 @@ impl Task {
         version: u32,
         from: PgLsn,
         tables: &[Table],
+        replaced: Vec<u32>,
     ) -> Result<()> {
         let mut converter = Converter::new(self.source.clone(), tables, from)
             .with_key_change(self.config.primary_key_change)
-            .following_publication(self.config.tables.is_empty());
+            .following_publication(self.config.tables.is_empty())
+            .skipping_replaced(replaced);
         let mut ctx = DecodeContext::new(version);
         let mut streams = Streams::new(self.config.spill_dir.clone(), version);
         let interval = Duration::from_millis(self.config.status_interval_ms.max(1));

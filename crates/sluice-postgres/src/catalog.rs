@@ -64,12 +64,16 @@ const FIND_TABLE: &str = "SELECT c.oid, c.relreplident::text, c.relkind = 'p' FR
     JOIN pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.relkind IN ('r', 'p') AND n.nspname = $1 AND c.relname = $2";
 
-const ALL_TABLES_WITH_KEY: &str = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+/// Every user table (partitions are read through their partitioned table), and whether it
+/// has a key: a primary key, or REPLICA IDENTITY FULL or USING INDEX (as for a publication's
+/// tables).
+const ALL_TABLES_WITH_KEY: &str = "SELECT n.nspname::text, c.relname::text, \
+    c.relreplident IN ('f', 'i') OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+    FROM pg_class c \
     JOIN pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
     AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
-    AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
     ORDER BY 1, 2";
 
 /// The columns pgoutput publishes: generated columns (PostgreSQL 12+) are not among them.
@@ -139,20 +143,27 @@ pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> 
             }
             names
         } else {
-            client
+            let rows = client
                 .query(ALL_TABLES_WITH_KEY, &[])
                 .await
-                .map_err(|e| pg_error(e, "listing tables"))?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect()
+                .map_err(|e| pg_error(e, "listing tables"))?;
+            let mut names = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let (schema, name, keyed): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
+                if keyed {
+                    names.push((schema, name));
+                } else {
+                    tracing::warn!(table = %format!("{schema}.{name}"), "table has no primary key: not captured (hint: add one, or set REPLICA IDENTITY FULL)");
+                }
+            }
+            names
         }
     } else {
         config.tables.iter().map(|t| split_name(t)).collect()
     };
     if names.is_empty() {
         return Err(Error::permanent(
-            "no tables to capture: the database has no table with a primary key (hint: create one, or list tables in `tables`)",
+            "no tables to capture: the database has no table with a primary key or REPLICA IDENTITY FULL (hint: create one, or list tables in `tables`)",
         ));
     }
     let mut tables = Vec::with_capacity(names.len());

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_config::model::{PostgresSourceConfig, SnapshotMode};
-use sluice_core::{Error, Lag, PgLsn, Position, Result, Source, SourcePoll};
+use sluice_core::{Error, Lag, PgLsn, Position, Result, Source, SourceBatch, SourcePoll};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
@@ -39,6 +39,12 @@ pub struct PostgresSource {
     resnapshot_done: std::sync::atomic::AtomicBool,
     /// When the captured tables were last looked up (see `check_tables`).
     tables_checked: std::time::Instant,
+    /// The highest LSN of a position `poll` has returned, over every start of this source:
+    /// batches of an earlier start may still be in flight after a restart, and their
+    /// confirmation says nothing about what this start read.
+    polled: PgLsn,
+    /// The last batch `poll` returned was streamed (not a snapshot's).
+    streaming: bool,
     /// Tables to read again before the stream resumes (`--resnapshot`, newly published
     /// ones), kept until a streamed position after their read is confirmed: a restart
     /// after an error before then reads them again instead of losing them.
@@ -51,6 +57,8 @@ pub(crate) struct Rereads {
     pub tables: Vec<String>,
     /// The capture task read them all (their changes are in the channel).
     pub read: bool,
+    /// Their rows are delivered once a streamed position past this is confirmed.
+    pub after: PgLsn,
     /// The captured tables to record once a streamed position after this start's is
     /// confirmed (with no table left to read): see [`crate::captured`].
     pub record: Option<captured::Pending>,
@@ -84,7 +92,7 @@ struct Running {
     caught_up: Arc<AtomicU64>,
     /// The server's flush position that the stream must reach before `poll` reports idle,
     /// and when it was read: read again once older than `status_interval_ms`.
-    idle_target: Option<(PgLsn, std::time::Instant)>,
+    idle_target: Option<(Option<PgLsn>, std::time::Instant)>,
     task: JoinHandle<()>,
     heartbeat: Option<JoinHandle<()>>,
 }
@@ -110,6 +118,8 @@ impl PostgresSource {
             resnapshot_done: std::sync::atomic::AtomicBool::new(false),
             rereads: Arc::default(),
             tables_checked: std::time::Instant::now(),
+            polled: PgLsn(0),
+            streaming: false,
         }
     }
 
@@ -401,7 +411,7 @@ impl PostgresSource {
                         // (Only tables read now: with snapshot = "never" the old rows stay.)
                         emptied: recreated
                             .into_iter()
-                            .filter(|r| wanted.iter().any(|w| same_table(w, r)))
+                            .filter(|(r, _)| wanted.iter().any(|w| same_table(w, r)))
                             .collect(),
                     });
                 }
@@ -533,7 +543,7 @@ impl PostgresSource {
         &self,
         added: &[String],
         tables: &[catalog::Table],
-    ) -> Result<(Vec<String>, Vec<String>)> {
+    ) -> Result<(Vec<String>, Vec<Recreated>)> {
         let mut newly = added.to_vec();
         let mut recreated = Vec::new();
         let Some(dir) = &self.config.state_dir else {
@@ -542,8 +552,8 @@ impl PostgresSource {
         if let Some(known) = captured::load(&captured::path(dir, &self.name))? {
             for table in captured::new_since(&known, tables) {
                 let name = table.qualified();
-                if known.iter().any(|k| k.table == name) {
-                    recreated.push(name.clone());
+                if let Some(old) = known.iter().find(|k| k.table == name) {
+                    recreated.push((name.clone(), old.oid));
                 }
                 if !newly.iter().any(|n| same_table(n, &name)) {
                     newly.push(name);
@@ -575,6 +585,9 @@ impl PostgresSource {
         }
     }
 }
+
+/// A table dropped and created again since the checkpoint: its name and its old OID.
+type Recreated = (String, u32);
 
 fn same_table(a: &str, b: &str) -> bool {
     catalog::split_name(a) == catalog::split_name(b)
@@ -640,10 +653,19 @@ impl Source for PostgresSource {
             (_, Plan::SnapshotOnly { at, .. }) => *at,
             (_, Plan::Done) => PgLsn(0),
         };
-        if let Some(pending) = lock(&self.rereads).record.as_mut() {
-            pending.after = start;
-            pending.strict = matches!(&plan, Plan::Resnapshot { only: Some(_), .. });
+        {
+            let mut rereads = lock(&self.rereads);
+            // A confirmation of a batch an earlier start handed over may come after this
+            // start's rows are read: only a position past both shows them delivered.
+            let after = start.max(self.polled);
+            rereads.after = after;
+            if let Some(pending) = rereads.record.as_mut() {
+                pending.after = after;
+                pending.strict =
+                    matches!(&plan, Plan::Resnapshot { only: Some(_), .. }) || after > start;
+            }
         }
+        self.streaming = false;
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (confirmed_tx, confirmed_rx) = watch::channel(start);
         let (reported_tx, reported_rx) = watch::channel(PgLsn(0));
@@ -680,6 +702,7 @@ impl Source for PostgresSource {
 
     async fn poll(&mut self) -> Result<SourcePoll> {
         if self.running.is_some()
+            && self.streaming
             && let Err(e) = self.check_tables().await
         {
             self.running = None;
@@ -706,13 +729,14 @@ impl Source for PostgresSource {
                 Err(_) => {
                     let at = PgLsn(running.caught_up.load(Ordering::Acquire));
                     if at.0 != 0 {
+                        // (A failed read is kept as long: no reconnection every IDLE_CHECK.)
                         let target = match running.idle_target {
-                            Some((target, read)) if read.elapsed() < wait => Some(target),
-                            _ => caught_up_target(&mut self.side, &self.config)
-                                .await
-                                .inspect(|&flush| {
-                                    running.idle_target = Some((flush, std::time::Instant::now()));
-                                }),
+                            Some((target, read)) if read.elapsed() < wait => target,
+                            _ => {
+                                let target = caught_up_target(&mut self.side, &self.config).await;
+                                running.idle_target = Some((target, std::time::Instant::now()));
+                                target
+                            }
                         };
                         // (No target: the task reports what is wrong with the server.)
                         if target.is_some_and(|target| at >= target) {
@@ -723,6 +747,22 @@ impl Source for PostgresSource {
                             match running.batches.try_recv() {
                                 Ok(received) => break Some(received),
                                 Err(mpsc::error::TryRecvError::Empty) => {
+                                    // Caught up past what was handed over: hand over the
+                                    // position itself first (an empty batch), so the
+                                    // checkpoint moves now, not at the task's next status
+                                    // tick, which `run --once` would not wait for.
+                                    if at > self.polled {
+                                        self.polled = at;
+                                        self.streaming = true;
+                                        return Ok(SourcePoll::Batch(SourceBatch {
+                                            changes: Vec::new(),
+                                            position: Position::Pg {
+                                                lsn: at,
+                                                snapshot: false,
+                                                progress: None,
+                                            },
+                                        }));
+                                    }
                                     return Ok(SourcePoll::Idle);
                                 }
                                 Err(mpsc::error::TryRecvError::Disconnected) => break None,
@@ -736,7 +776,15 @@ impl Source for PostgresSource {
             }
         };
         match received {
-            Some(Ok(poll)) => Ok(poll),
+            Some(Ok(poll)) => {
+                if let SourcePoll::Batch(batch) = &poll
+                    && let Position::Pg { lsn, snapshot, .. } = batch.position
+                {
+                    self.polled = self.polled.max(lsn);
+                    self.streaming = !snapshot;
+                }
+                Ok(poll)
+            }
             Some(Err(e)) => {
                 self.running = None;
                 Err(e)
@@ -759,7 +807,7 @@ impl Source for PostgresSource {
                 // Streamed after a finished re-read: every row it read is checkpointed.
                 {
                     let mut rereads = lock(&self.rereads);
-                    if rereads.read {
+                    if rereads.read && *lsn > rereads.after {
                         rereads.tables.clear();
                         rereads.read = false;
                     }

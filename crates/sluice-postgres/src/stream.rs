@@ -84,6 +84,8 @@ pub(crate) struct Converter {
     /// that was not there at start (dropped since, with changes still to replay) is
     /// captured too.
     follow_publication: bool,
+    /// Old OIDs of tables dropped and created again: their changes are skipped.
+    replaced: HashSet<u32>,
     /// Relations whose changes are skipped, already reported once.
     skipped: HashSet<u32>,
     relations: HashMap<u32, Rel>,
@@ -123,6 +125,7 @@ impl Converter {
                 .collect(),
             known_names: tables.iter().map(|t| (t.qualified(), t.oid)).collect(),
             follow_publication: false,
+            replaced: HashSet::new(),
             skipped: HashSet::new(),
             relations: HashMap::new(),
             tx: None,
@@ -152,6 +155,15 @@ impl Converter {
                 .collect(),
             user_types: HashMap::new(),
         }
+    }
+
+    /// Skip the changes of these tables (dropped and created again since the checkpoint,
+    /// under their old OIDs): the new table's rows, read after a truncate, replace them.
+    pub fn skipping_replaced(mut self, oids: Vec<u32>) -> Self {
+        // (Not warned about as tables the publication sends but sluice does not capture.)
+        self.skipped.extend(oids.iter().copied());
+        self.replaced.extend(oids);
+        self
     }
 
     /// Capture keyed tables the publication sends that were not known at start (when
@@ -337,12 +349,15 @@ impl Converter {
             .collect();
         let index = |name: &str| columns.iter().position(|(c, _)| &**c == name);
         self.follow_key_renames(rel.oid, &columns);
-        // Which table this is: by OID (renames keep it), else by name (made again).
+        // Which table this is: by OID (renames keep it), else by name (made again), unless
+        // it is the old table of one made again, whose rows were replaced.
+        let replaced = self.replaced.contains(&rel.oid);
         let known = self.known.get(&rel.oid).or_else(|| {
             self.known_names
                 .get(&*table)
                 .and_then(|oid| self.known.get(oid))
         });
+        let known = known.filter(|_| !replaced);
         let flagged: Vec<usize> = rel
             .columns
             .iter()
@@ -355,7 +370,7 @@ impl Converter {
             ReplicaIdentity::Default => !flagged.is_empty(),
             ReplicaIdentity::Nothing => false,
         };
-        let captured = known.is_some() || (self.follow_publication && keyed);
+        let captured = !replaced && (known.is_some() || (self.follow_publication && keyed));
         if let Some(k) = known
             && k.name != *table
         {
