@@ -141,9 +141,9 @@ pub struct Change {
     /// What happened.
     pub op: Op,
     /// Name of the configured source that captured it.
-    pub source: Arc<str>,
+    pub source: Name,
     /// Fully qualified table name, `schema.name` (`main.name` for SQLite).
-    pub table: Arc<str>,
+    pub table: Name,
     /// Primary-key columns identifying the row (empty for truncate).
     pub key: Row,
     /// Row image before the change, when the source has it.

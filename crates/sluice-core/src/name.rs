@@ -1,4 +1,4 @@
-//! Interned column names.
+//! Interned names: columns, tables and sources.
 //!
 //! Every change carries its column names beside its values. With a reference-counted name per
 //! column, each row built on one thread and dropped on another bounced the names' counters
@@ -7,9 +7,13 @@
 //! a string that lives for the rest of the process, so building and dropping a row touches no
 //! shared memory.
 //!
-//! Interned strings are never freed. What is interned is bounded by the column names of the
-//! captured tables (and of the transforms' renames), a few kilobytes for most databases:
-//! create names with [`Name::new`] from a table's shape, not per row from data.
+//! The same holds for the source and table name every change carries (two more counters per
+//! row, shared by every reader thread).
+//!
+//! Interned strings are never freed. What is interned is bounded by the names of the
+//! configured sources and of the captured tables and their columns (and of the transforms'
+//! renames), a few kilobytes for most databases: create names with [`Name::new`] from a
+//! table's shape, not per row from data.
 
 use std::borrow::Borrow;
 use std::collections::HashSet;
@@ -19,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// An interned column name: `Copy`, compared, hashed and ordered as its text.
+/// An interned name (column, table or source): `Copy`, compared, hashed and ordered as its text.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Name(&'static str);
 

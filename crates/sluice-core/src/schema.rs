@@ -51,7 +51,7 @@ impl Schema {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableSchema {
     /// Fully qualified name, `schema.name`.
-    pub table: Arc<str>,
+    pub table: Name,
     /// Starts at 1 and increases by one each time the column set or types change.
     pub version: u32,
     /// Columns in table order.
@@ -67,7 +67,7 @@ impl TableSchema {
             return None;
         }
         Some(TableSchema {
-            table: self.table.clone(),
+            table: self.table,
             version: self.version + 1,
             columns,
             primary_key,

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use sluice_config::model::PostgresSourceConfig;
 use sluice_core::{
-    Change, Error, Op, PgLsn, PgSnapshotProgress, Position, Result, Row, SourceBatch, SourcePoll,
+    Change, Error, Name, Op, PgLsn, PgSnapshotProgress, Position, Result, Row, SourceBatch,
+    SourcePoll,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -89,7 +90,7 @@ pub(crate) enum Plan {
 /// Everything the task needs besides its plan.
 #[derive(Debug)]
 pub(crate) struct Task {
-    pub source: Arc<str>,
+    pub source: Name,
     pub config: PostgresSourceConfig,
     pub out: mpsc::Sender<Result<SourcePoll>>,
     /// The highest streaming position the engine has checkpointed.
@@ -109,7 +110,7 @@ pub(crate) struct Task {
 impl Task {
     pub async fn run(self, plan: Plan) {
         let out = self.out.clone();
-        let source = self.source.clone();
+        let source = self.source;
         if let Err(e) = self.run_plan(plan).await {
             let _ = out
                 .send(Err(e.context(format!("postgres source \"{source}\""))))
@@ -153,8 +154,8 @@ impl Task {
                         .iter()
                         .map(|(table, _)| Change {
                             op: Op::Truncate,
-                            source: self.source.clone(),
-                            table: Arc::from(table.as_str()),
+                            source: self.source,
+                            table: Name::new(table),
                             key: Row::default(),
                             before: None,
                             after: None,
@@ -315,7 +316,7 @@ impl Task {
         tables: &[Table],
         replaced: Vec<u32>,
     ) -> Result<()> {
-        let mut converter = Converter::new(self.source.clone(), tables, from)
+        let mut converter = Converter::new(self.source, tables, from)
             .with_key_change(self.config.primary_key_change)
             .following_publication(self.config.tables.is_empty())
             .skipping_replaced(replaced);
@@ -490,7 +491,7 @@ struct Status {
 
 /// Write a heartbeat into the WAL every `interval`, so a slot on a quiet database still sees
 /// WAL move and can confirm it. Failures are logged and retried on the next tick.
-pub(crate) async fn heartbeat(config: PostgresSourceConfig, source: Arc<str>, interval: Duration) {
+pub(crate) async fn heartbeat(config: PostgresSourceConfig, source: Name, interval: Duration) {
     let mut client = None;
     loop {
         tokio::time::sleep(interval).await;

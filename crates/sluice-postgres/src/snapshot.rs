@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use sluice_config::model::PostgresSourceConfig;
 use sluice_core::{
-    Change, Error, PgLsn, PgSnapshotProgress, Position, Result, SourceBatch, SourcePoll,
+    Change, Error, Name, PgLsn, PgSnapshotProgress, Position, Result, SourceBatch, SourcePoll,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -41,7 +41,7 @@ const WORKER_CHANNEL_CAPACITY: usize = 2;
 /// Returns the tables as the snapshot saw them, or `None` when the receiver went away.
 pub(crate) async fn read(
     config: &PostgresSourceConfig,
-    source: &Arc<str>,
+    source: &Name,
     snapshot_name: &str,
     at: PgLsn,
     resume: Option<PgSnapshotProgress>,
@@ -56,7 +56,7 @@ pub(crate) async fn read(
     }
     let chunks = chunk::plan(&extents, resume, config.snapshot_chunk_pages);
     let shared = Arc::new(Shared {
-        source: source.clone(),
+        source: *source,
         tables: tables.iter().map(TableShape::new).collect(),
         lsn: at,
         batch_size: config.batch_size.max(1),

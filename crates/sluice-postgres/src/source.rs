@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_config::model::{PostgresSourceConfig, SnapshotMode};
-use sluice_core::{Error, Lag, PgLsn, Position, Result, Source, SourceBatch, SourcePoll};
+use sluice_core::{Error, Lag, Name, PgLsn, Position, Result, Source, SourceBatch, SourcePoll};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
@@ -29,7 +29,7 @@ use crate::replication::ReplicationConnection;
 /// flush position. Dropping the source stops the task and closes its connections.
 #[derive(Debug)]
 pub struct PostgresSource {
-    name: Arc<str>,
+    name: Name,
     config: PostgresSourceConfig,
     running: Option<Running>,
     /// Connection for `lag`, opened on first use.
@@ -111,7 +111,7 @@ impl PostgresSource {
     /// until [`Source::start`].
     pub fn new(source_name: &str, config: &PostgresSourceConfig) -> Self {
         PostgresSource {
-            name: Arc::from(source_name),
+            name: Name::new(source_name),
             config: config.clone(),
             running: None,
             side: None,
@@ -671,7 +671,7 @@ impl Source for PostgresSource {
         let (reported_tx, reported_rx) = watch::channel(PgLsn(0));
         let caught_up = Arc::new(AtomicU64::new(0));
         let task = Task {
-            source: self.name.clone(),
+            source: self.name,
             config: self.config.clone(),
             out: tx,
             confirmed: confirmed_rx,
@@ -684,7 +684,7 @@ impl Source for PostgresSource {
         let heartbeat = (streams && self.config.heartbeat_interval_ms > 0).then(|| {
             tokio::spawn(capture::heartbeat(
                 self.config.clone(),
-                self.name.clone(),
+                self.name,
                 Duration::from_millis(self.config.heartbeat_interval_ms),
             ))
         });

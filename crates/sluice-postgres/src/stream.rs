@@ -25,7 +25,7 @@ pub(crate) const HEARTBEAT_PREFIX: &str = "sluice_heartbeat";
 
 #[derive(Debug)]
 struct Rel {
-    table: Arc<str>,
+    table: Name,
     columns: Vec<(Name, u32)>,
     /// Indexes of the key columns in `columns`.
     key: Vec<usize>,
@@ -74,7 +74,7 @@ struct Tx {
 /// Turns decoded messages into batches of changes.
 #[derive(Debug)]
 pub(crate) struct Converter {
-    source: Arc<str>,
+    source: Name,
     /// The captured tables as the catalog described them at start, by OID: a table renamed
     /// since is still captured (and named as the server names it now).
     known: HashMap<u32, Known>,
@@ -101,7 +101,7 @@ pub(crate) struct Converter {
     key_change: PrimaryKeyChange,
     /// The last known columns of each captured table (from the catalog at start, then from
     /// Relation messages): a Relation that differs yields a schema event.
-    shapes: HashMap<Arc<str>, Vec<ColumnSig>>,
+    shapes: HashMap<Name, Vec<ColumnSig>>,
     /// Type names by (OID, modifier), from the catalog at start.
     type_names: HashMap<(u32, i32), Arc<str>>,
     /// Names of non-built-in types, from Type messages.
@@ -109,7 +109,7 @@ pub(crate) struct Converter {
 }
 
 impl Converter {
-    pub fn new(source: Arc<str>, tables: &[Table], start: PgLsn) -> Self {
+    pub fn new(source: Name, tables: &[Table], start: PgLsn) -> Self {
         Converter {
             source,
             known: tables
@@ -145,7 +145,7 @@ impl Converter {
                             (c.name, c.type_oid, c.type_modifier, key)
                         })
                         .collect();
-                    (Arc::from(t.qualified()), columns)
+                    (Name::new(&t.qualified()), columns)
                 })
                 .collect(),
             type_names: tables
@@ -341,7 +341,7 @@ impl Converter {
     }
 
     fn relation(&mut self, rel: Relation) {
-        let table: Arc<str> = Arc::from(format!("{}.{}", rel.namespace, rel.name));
+        let table = Name::new(&format!("{}.{}", rel.namespace, rel.name));
         let columns: Vec<(Name, u32)> = rel
             .columns
             .iter()
@@ -437,7 +437,7 @@ impl Converter {
             return;
         }
         let schema = (self.shapes.get(&table) != Some(&signature)).then(|| shape(self));
-        self.shapes.insert(table.clone(), signature);
+        self.shapes.insert(table, signature);
         self.relations.insert(
             rel.oid,
             Rel {
@@ -530,7 +530,7 @@ impl Converter {
         let Some(what) = rel.unannounced.take() else {
             return;
         };
-        let table = rel.table.clone();
+        let table = rel.table;
         match what {
             Unannounced::Skipped => {
                 if self.skipped.insert(oid) {
@@ -580,7 +580,7 @@ impl Converter {
         let table = self
             .relations
             .get(&rel)
-            .map_or_else(|| Arc::from(""), |r| r.table.clone());
+            .map_or_else(|| Name::new(""), |r| r.table);
         let tx = self.tx.as_mut().map(|tx| {
             let meta = TxMeta {
                 id: tx.id.clone(),
@@ -593,7 +593,7 @@ impl Converter {
         });
         Change {
             op,
-            source: self.source.clone(),
+            source: self.source,
             table,
             key,
             before,

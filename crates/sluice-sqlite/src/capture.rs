@@ -3,13 +3,12 @@
 //! channel (so a slow consumer stops the thread instead of growing memory).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 use sluice_config::model::{SnapshotMode, SqliteSourceConfig};
-use sluice_core::{Error, Position, Result, SourceBatch, SourcePoll, SqlitePosition};
+use sluice_core::{Error, Name, Position, Result, SourceBatch, SourcePoll, SqlitePosition};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::changelog;
@@ -37,12 +36,12 @@ enum Plan {
 /// The thread's state.
 pub(crate) struct Capture {
     config: SqliteSourceConfig,
-    source: Arc<str>,
+    source: Name,
     conn: Connection,
     /// Captured tables by qualified name (snapshot order).
-    tables: BTreeMap<Arc<str>, Table>,
+    tables: BTreeMap<Name, Table>,
     /// Tables dropped while streaming: still decodable, no longer watched.
-    dropped: BTreeMap<Arc<str>, Table>,
+    dropped: BTreeMap<Name, Table>,
     schema_version: i64,
     plan: Plan,
     out: mpsc::Sender<Result<SourcePoll>>,
@@ -62,7 +61,7 @@ impl Capture {
     /// Open and prepare the database for a start from `from`: check the changelog when
     /// resuming, then install the changelog and triggers (idempotent) and switch to WAL.
     pub(crate) fn prepare(
-        source: Arc<str>,
+        source: Name,
         config: SqliteSourceConfig,
         from: Option<&Position>,
         out: mpsc::Sender<Result<SourcePoll>>,
@@ -107,10 +106,7 @@ impl Capture {
         }
         enable_wal(&conn, &path);
         let schema_version = schema_version(&conn).map_err(|e| db_error(&path, "reading", e))?;
-        let tables = tables
-            .into_iter()
-            .map(|t| (t.qualified().clone(), t))
-            .collect();
+        let tables = tables.into_iter().map(|t| (*t.qualified(), t)).collect();
         Ok(Capture {
             config,
             source,
@@ -255,7 +251,7 @@ impl Capture {
         let mut gone = Vec::new();
         for (name, table) in &mut self.tables {
             match table.refresh(&tx).map_err(fail)? {
-                None => gone.push(name.clone()),
+                None => gone.push(*name),
                 Some(changed) => {
                     let previous = trigger::install(&tx, table, &changelog_table).map_err(fail)?;
                     if changed || previous != TriggerState::Current {
@@ -284,7 +280,7 @@ impl Capture {
 /// Start the capture thread. `ready` receives the outcome of preparing the database; after
 /// that, batches (or an error) arrive on `out`.
 pub(crate) fn spawn(
-    source: Arc<str>,
+    source: Name,
     config: SqliteSourceConfig,
     from: Option<Position>,
     out: mpsc::Sender<Result<SourcePoll>>,

@@ -7,10 +7,9 @@
 //! reader that sees row `n` has already seen every row below `n`.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension};
-use sluice_core::{Change, Error, Op, Position, Result, Row, SqlitePosition};
+use sluice_core::{Change, Error, Name, Op, Position, Result, Row, SqlitePosition};
 
 use crate::connection::{db_error, ident};
 use crate::introspect::Table;
@@ -157,7 +156,7 @@ pub(crate) fn pending(
 /// The changes one changelog row stands for. An update that changes the primary key becomes
 /// a delete of the old key followed by an insert of the new one, so that sinks writing by key
 /// do not keep a row under the old key.
-pub(crate) fn decode(entry: Entry, table: &Table, source: &Arc<str>) -> Result<Vec<Change>> {
+pub(crate) fn decode(entry: Entry, table: &Table, source: &Name) -> Result<Vec<Change>> {
     let bad = |reason: String| {
         Error::permanent(format!(
             "changelog row {} for table \"{}\" is malformed: {reason} (hint: only sluice's triggers should write to the changelog)",
@@ -179,8 +178,8 @@ pub(crate) fn decode(entry: Entry, table: &Table, source: &Arc<str>) -> Result<V
     });
     let change = |op: Op, key: Row, before: Option<Row>, after: Option<Row>| Change {
         op,
-        source: source.clone(),
-        table: table.qualified().clone(),
+        source: *source,
+        table: *table.qualified(),
         key,
         before,
         after,

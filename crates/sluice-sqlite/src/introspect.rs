@@ -50,7 +50,7 @@ impl Table {
     }
 
     /// Qualified name, `main.users`.
-    pub fn qualified(&self) -> &Arc<str> {
+    pub fn qualified(&self) -> &Name {
         &self.schema.table
     }
 
@@ -186,7 +186,7 @@ pub(crate) fn captured(conn: &Connection, config: &SqliteSourceConfig) -> Result
             return Err(no_primary_key(&qualified));
         }
         let schema = TableSchema {
-            table: Arc::from(qualified),
+            table: Name::new(&qualified),
             version: 1,
             columns,
             primary_key,

@@ -7,11 +7,9 @@
 //! change is either in the snapshot (`seq <= H`) or in the stream (`seq > H`), never both and
 //! never neither.
 
-use std::sync::Arc;
-
 use rusqlite::{Connection, TransactionBehavior};
 use sluice_config::model::SqliteSourceConfig;
-use sluice_core::{Change, Op, Position, Result, Row, SourceBatch, SqlitePosition};
+use sluice_core::{Change, Name, Op, Position, Result, Row, SourceBatch, SqlitePosition};
 
 use crate::changelog;
 use crate::connection::{db_error, ident};
@@ -36,7 +34,7 @@ pub(crate) fn read<'t>(
     conn: &mut Connection,
     config: &SqliteSourceConfig,
     tables: impl IntoIterator<Item = &'t Table>,
-    source: &Arc<str>,
+    source: &Name,
     floor: Option<i64>,
     emit: &mut Emit<'_>,
 ) -> Result<Option<i64>> {
@@ -77,8 +75,8 @@ pub(crate) fn read<'t>(
             let row = Row(row);
             changes.push(Change {
                 op: Op::Read,
-                source: source.clone(),
-                table: table.qualified().clone(),
+                source: *source,
+                table: *table.qualified(),
                 key: table.key_of(&row),
                 before: None,
                 after: Some(row),

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use rusqlite::Connection;
 use sluice_config::model::SqliteSourceConfig;
-use sluice_core::{Error, Lag, Position, Result, Source, SourcePoll};
+use sluice_core::{Error, Lag, Name, Position, Result, Source, SourcePoll};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::capture::{self, CHANNEL_CAPACITY};
@@ -20,7 +20,7 @@ use crate::connection::{Access, db_error, open};
 /// never wait on the snapshot's read transaction. Dropping the source stops the thread.
 #[derive(Debug)]
 pub struct SqliteSource {
-    name: Arc<str>,
+    name: Name,
     config: SqliteSourceConfig,
     running: Option<Running>,
     /// Connection for `confirm` and `lag`, opened on first use.
@@ -41,7 +41,7 @@ impl SqliteSource {
     /// until [`Source::start`].
     pub fn new(source_name: &str, config: &SqliteSourceConfig) -> Self {
         SqliteSource {
-            name: Arc::from(source_name),
+            name: Name::new(source_name),
             config: config.clone(),
             running: None,
             side: Arc::new(Mutex::new(None)),
@@ -56,7 +56,7 @@ impl SqliteSource {
     ) -> Result<T> {
         let side = self.side.clone();
         let config = self.config.clone();
-        let name = self.name.clone();
+        let name = self.name;
         tokio::task::spawn_blocking(move || {
             let mut guard = side.lock().map_err(|_| {
                 Error::permanent(format!(
@@ -102,21 +102,15 @@ impl Source for SqliteSource {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (stop_tx, stop_rx) = std::sync::mpsc::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
-        capture::spawn(
-            self.name.clone(),
-            self.config.clone(),
-            from,
-            tx,
-            stop_rx,
-            ready_tx,
-        )
-        .map_err(|e| {
-            Error::permanent(format!(
-                "sqlite source \"{}\": cannot start its capture thread",
-                self.name
-            ))
-            .with_source(e)
-        })?;
+        capture::spawn(self.name, self.config.clone(), from, tx, stop_rx, ready_tx).map_err(
+            |e| {
+                Error::permanent(format!(
+                    "sqlite source \"{}\": cannot start its capture thread",
+                    self.name
+                ))
+                .with_source(e)
+            },
+        )?;
         match ready_rx.await {
             Ok(Ok(())) => {
                 self.running = Some(Running {

@@ -33,7 +33,7 @@ pub(super) enum Piece {
 /// What every worker shares.
 #[derive(Debug)]
 pub(super) struct Shared {
-    pub source: Arc<str>,
+    pub source: Name,
     pub tables: Vec<TableShape>,
     pub lsn: PgLsn,
     pub batch_size: usize,
@@ -42,7 +42,7 @@ pub(super) struct Shared {
 /// A table as the workers read it.
 #[derive(Debug)]
 pub(super) struct TableShape {
-    pub name: Arc<str>,
+    pub name: Name,
     /// `COPY (SELECT <columns> FROM <table>` (the chunk adds its filter and `) TO STDOUT`).
     pub select: String,
     pub columns: Vec<(Name, u32)>,
@@ -65,7 +65,7 @@ impl TableShape {
             select.join(", ")
         };
         TableShape {
-            name: Arc::from(table.qualified()),
+            name: Name::new(&table.qualified()),
             // `ONLY`: a table with inheritance children is read without their rows (they
             // are tables of their own). A partitioned table's rows are all in its
             // partitions, so it is read whole.
@@ -280,8 +280,8 @@ fn read_change(shared: &Shared, table: &TableShape, after: Row, position: &Posit
         .collect();
     Change {
         op: Op::Read,
-        source: shared.source.clone(),
-        table: table.name.clone(),
+        source: shared.source,
+        table: table.name,
         key,
         before: None,
         after: Some(after),
