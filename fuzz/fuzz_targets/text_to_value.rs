@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     if !mapped {
         assert_eq!(
             value,
-            Value::Text(text.clone().into_owned()),
+            Value::Text(text.clone().into_owned().into()),
             "oid {type_oid}"
         );
         assert_eq!(array_element_type(type_oid), None);

@@ -30,6 +30,9 @@ mod value;
 
 pub use change::{Change, Op, Row, TxMeta};
 pub use checkpoint::{Checkpoint, CheckpointStore, MemoryCheckpointStore};
+/// The text of [`Value`]'s string variants: inline up to 24 bytes, so most numbers, dates,
+/// times and short text cost no allocation.
+pub use compact_str::{CompactString, ToCompactString, format_compact};
 pub use error::{Error, ErrorClass, Result};
 pub use name::Name;
 pub use position::{PgLsn, PgSnapshotProgress, Position, SqlitePosition};

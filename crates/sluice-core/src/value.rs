@@ -16,6 +16,7 @@
 //! | `Unchanged` | `{"$unchanged": true}` |
 
 use base64::Engine as _;
+use compact_str::CompactString;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 /// One column value.
@@ -30,23 +31,23 @@ pub enum Value {
     /// Double precision float, including NaN and infinities.
     Float(f64),
     /// Exact decimal kept as its canonical text (`"12.50"`, `"NaN"`, `"Infinity"`).
-    Decimal(String),
+    Decimal(CompactString),
     /// Text.
-    Text(String),
+    Text(CompactString),
     /// Binary data.
     Bytes(Vec<u8>),
     /// A JSON document.
     Json(serde_json::Value),
     /// Calendar date, `YYYY-MM-DD`.
-    Date(String),
+    Date(CompactString),
     /// Time of day, `HH:MM:SS[.ffffff][+TZ]`.
-    Time(String),
+    Time(CompactString),
     /// Timestamp without time zone, ISO 8601.
-    Timestamp(String),
+    Timestamp(CompactString),
     /// Timestamp with time zone, ISO 8601 with offset.
-    TimestampTz(String),
+    TimestampTz(CompactString),
     /// UUID in canonical hyphenated form.
-    Uuid(String),
+    Uuid(CompactString),
     /// Array of values (nested for multi-dimensional arrays).
     Array(Vec<Value>),
     /// A value the source did not resend (for example an unchanged TOAST column in

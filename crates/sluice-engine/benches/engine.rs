@@ -44,7 +44,10 @@ impl Gen {
                 let c = &self.columns;
                 let after: Row = Row(vec![
                     (c[0], Value::Int(i)),
-                    (c[1], Value::Text(format!("customer-{i:08}"))),
+                    (
+                        c[1],
+                        Value::Text(sluice_core::format_compact!("customer-{i:08}")),
+                    ),
                     (c[2], Value::Float(i as f64 * 0.25)),
                     (c[3], Value::Bool(i % 2 == 0)),
                     (

@@ -15,7 +15,7 @@ pub(crate) mod names;
 #[cfg(test)]
 mod tests;
 
-use sluice_core::Value;
+use sluice_core::{CompactString, Value, format_compact};
 
 /// OIDs of the built-in types sluice maps (from `pg_type.dat`; stable across releases).
 pub mod oid {
@@ -163,7 +163,7 @@ pub fn array_element_type(array_oid: u32) -> Option<u32> {
 /// Null and unchanged-TOAST cells never reach this function: they are
 /// [`Value::Null`] and [`Value::Unchanged`] whatever the type.
 pub fn text_to_value(type_oid: u32, text: &str) -> Value {
-    convert(type_oid, text).unwrap_or_else(|| Value::Text(text.to_owned()))
+    convert(type_oid, text).unwrap_or_else(|| Value::Text(text.into()))
 }
 
 /// [`text_to_value`] for text the caller owns: text-like values take the string over instead
@@ -171,9 +171,9 @@ pub fn text_to_value(type_oid: u32, text: &str) -> Value {
 pub fn text_to_value_owned(type_oid: u32, text: String) -> Value {
     use oid::*;
     match type_oid {
-        TEXT | VARCHAR | BPCHAR | NAME | CHAR => Value::Text(text),
-        NUMERIC if is_numeric(&text) => Value::Decimal(text),
-        _ => convert(type_oid, &text).unwrap_or(Value::Text(text)),
+        TEXT | VARCHAR | BPCHAR | NAME | CHAR => Value::Text(text.into()),
+        NUMERIC if is_numeric(&text) => Value::Decimal(text.into()),
+        _ => convert(type_oid, &text).unwrap_or_else(|| Value::Text(text.into())),
     }
 }
 
@@ -190,22 +190,22 @@ fn convert(type_oid: u32, text: &str) -> Option<Value> {
         FLOAT4 | FLOAT8 => Value::Float(parse_float(text)?),
         NUMERIC => {
             is_numeric(text).then_some(())?;
-            Value::Decimal(text.to_owned())
+            Value::Decimal(text.into())
         }
-        TEXT | VARCHAR | BPCHAR | NAME | CHAR => Value::Text(text.to_owned()),
+        TEXT | VARCHAR | BPCHAR | NAME | CHAR => Value::Text(text.into()),
         BYTEA => Value::Bytes(parse_bytea(text)?),
         JSON | JSONB => Value::Json(serde_json::from_str(text).ok()?),
         DATE => Value::Date(iso_date(text)?),
         TIME => {
             is_time(text).then_some(())?;
-            Value::Time(text.to_owned())
+            Value::Time(text.into())
         }
         TIMETZ => Value::Time(iso_time_tz(text)?),
         TIMESTAMP => Value::Timestamp(iso_timestamp(text, false)?),
         TIMESTAMPTZ => Value::TimestampTz(iso_timestamp(text, true)?),
         UUID => {
             is_uuid(text).then_some(())?;
-            Value::Uuid(text.to_ascii_lowercase())
+            Value::Uuid(text.to_ascii_lowercase().into())
         }
         _ => array::parse(array_element_type(type_oid)?, text)?,
     })
@@ -308,7 +308,7 @@ fn all_digits(s: &str, len: std::ops::RangeInclusive<usize>) -> bool {
 /// The shape nearly every value has (four-digit year, `+HH` offset as the pinned UTC session
 /// prints it), converted with byte checks and one allocation; `None` sends anything else to
 /// the general path. This runs once per timestamp column per row, so it matters.
-fn iso_timestamp_common(text: &str, with_tz: bool) -> Option<String> {
+fn iso_timestamp_common(text: &str, with_tz: bool) -> Option<CompactString> {
     let b = text.as_bytes();
     if b.len() < 19 {
         return None;
@@ -344,7 +344,7 @@ fn iso_timestamp_common(text: &str, with_tz: bool) -> Option<String> {
     if !(rest.is_empty() && !with_tz || offset_hh) {
         return None;
     }
-    let mut out = String::with_capacity(text.len() + 3);
+    let mut out = CompactString::with_capacity(text.len() + 3);
     out.push_str(&text[..10]);
     out.push('T');
     out.push_str(&text[11..]);
@@ -354,7 +354,7 @@ fn iso_timestamp_common(text: &str, with_tz: bool) -> Option<String> {
     Some(out)
 }
 
-fn iso_date(text: &str) -> Option<String> {
+fn iso_date(text: &str) -> Option<CompactString> {
     let (date, bc) = match text.strip_suffix(" BC") {
         Some(date) => (date, true),
         None => (text, false),
@@ -366,12 +366,12 @@ fn iso_date(text: &str) -> Option<String> {
         return None;
     }
     if !bc {
-        return Some(date.to_owned());
+        return Some(date.into());
     }
     let year: i64 = year.parse().ok()?;
     let astronomical = 1 - year;
     let sign = if astronomical < 0 { "-" } else { "" };
-    Some(format!(
+    Some(format_compact!(
         "{sign}{:04}-{month}-{day}",
         astronomical.unsigned_abs()
     ))
@@ -388,16 +388,16 @@ fn is_time(text: &str) -> bool {
 /// A UTC offset as printed by PostgreSQL (`+HH`, `+HH:MM`, `+HH:MM:SS`) in ISO 8601 form
 /// (`+HH:MM`). Offsets with seconds (historic local mean time) cannot be written in ISO 8601
 /// and are kept as they are.
-fn iso_offset(offset: &str) -> Option<String> {
+fn iso_offset(offset: &str) -> Option<CompactString> {
     let digits = offset.strip_prefix(['+', '-'])?;
     let parts: Vec<&str> = digits.split(':').collect();
     if parts.is_empty() || parts.len() > 3 || !parts.iter().all(|p| all_digits(p, 2..=2)) {
         return None;
     }
     Some(if parts.len() == 1 {
-        format!("{offset}:00")
+        format_compact!("{offset}:00")
     } else {
-        offset.to_owned()
+        offset.into()
     })
 }
 
@@ -407,18 +407,18 @@ fn split_offset(text: &str) -> Option<(&str, &str)> {
     Some((text.get(..at)?, text.get(at..)?))
 }
 
-fn iso_time_tz(text: &str) -> Option<String> {
+fn iso_time_tz(text: &str) -> Option<CompactString> {
     let (time, offset) = split_offset(text)?;
     is_time(time).then_some(())?;
-    Some(format!("{time}{}", iso_offset(offset)?))
+    Some(format_compact!("{time}{}", iso_offset(offset)?))
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.f][±HH[:MM]][ BC]` → `YYYY-MM-DDTHH:MM:SS[.f][±HH:MM]`.
-fn iso_timestamp(text: &str, with_tz: bool) -> Option<String> {
+fn iso_timestamp(text: &str, with_tz: bool) -> Option<CompactString> {
     iso_timestamp_common(text, with_tz).or_else(|| iso_timestamp_general(text, with_tz))
 }
 
-fn iso_timestamp_general(text: &str, with_tz: bool) -> Option<String> {
+fn iso_timestamp_general(text: &str, with_tz: bool) -> Option<CompactString> {
     let (body, bc) = match text.strip_suffix(" BC") {
         Some(body) => (body, " BC"),
         None => (text, ""),
@@ -429,7 +429,7 @@ fn iso_timestamp_general(text: &str, with_tz: bool) -> Option<String> {
         iso_time_tz(time)?
     } else {
         is_time(time).then_some(())?;
-        time.to_owned()
+        time.into()
     };
-    Some(format!("{date}T{time}"))
+    Some(format_compact!("{date}T{time}"))
 }

@@ -37,7 +37,7 @@ pub(crate) fn from_sql(v: ValueRef<'_>) -> Value {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Int(i),
         ValueRef::Real(f) => Value::Float(f),
-        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Text(t) => Value::Text(sluice_core::CompactString::from_utf8_lossy(t)),
         ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
     }
 }
@@ -119,7 +119,7 @@ fn decode_member(v: serde_json::Value) -> Result<Value, String> {
     use serde_json::Value as J;
     match v {
         J::Null => Ok(Value::Null),
-        J::String(s) => Ok(Value::Text(s)),
+        J::String(s) => Ok(Value::Text(s.into())),
         J::Number(n) => match n.as_i64() {
             Some(i) => Ok(Value::Int(i)),
             None => n

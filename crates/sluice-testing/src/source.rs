@@ -50,7 +50,7 @@ pub fn apply(state: &mut State, table: &str, change: &Change) {
     match change.op {
         Op::Read | Op::Insert | Op::Update => {
             let val = match change.after.as_ref().and_then(|a| a.get("val")) {
-                Some(Value::Text(v)) => v.clone(),
+                Some(Value::Text(v)) => v.to_string(),
                 other => panic!(
                     "{} without a text \"val\" in after ({other:?}): {change:?}",
                     change.op

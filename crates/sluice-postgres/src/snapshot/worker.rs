@@ -254,30 +254,39 @@ fn binary_change(
             table.columns.len()
         )));
     }
-    let mut after = Vec::with_capacity(table.columns.len());
-    for ((name, type_oid), field) in table.columns.iter().zip(tuple.fields()) {
-        let value = match field {
-            None => Value::Null,
-            Some(bytes) => copy_binary::binary_to_value(*type_oid, bytes).ok_or_else(|| {
-                sluice_core::Error::permanent(format!(
-                    "cannot decode the binary value ({} bytes) of column \"{name}\" (type OID {type_oid}) of table \"{}\"",
-                    bytes.len(),
-                    table.name
-                ))
-            })?,
-        };
-        after.push((*name, value));
+    // Every column null, then each decoded in place (see `copy_binary::binary_into`):
+    // pushing values one by one copied each through the stack, a stalled reload each.
+    let mut after: Vec<(Name, Value)> = table
+        .columns
+        .iter()
+        .map(|(name, _)| (*name, Value::Null))
+        .collect();
+    for (((name, value), (_, type_oid)), field) in
+        after.iter_mut().zip(&table.columns).zip(tuple.fields())
+    {
+        if let Some(bytes) = field
+            && !copy_binary::binary_into(*type_oid, bytes, value)
+        {
+            return Err(undecodable(table, *name, *type_oid, bytes));
+        }
     }
     let after = Row(after);
     Ok(read_change(shared, table, after, position))
 }
 
+#[cold]
+fn undecodable(table: &TableShape, name: Name, type_oid: u32, bytes: &[u8]) -> sluice_core::Error {
+    sluice_core::Error::permanent(format!(
+        "cannot decode the binary value ({} bytes) of column \"{name}\" (type OID {type_oid}) of table \"{}\"",
+        bytes.len(),
+        table.name
+    ))
+}
+
 fn read_change(shared: &Shared, table: &TableShape, after: Row, position: &Position) -> Change {
-    let key: Row = table
-        .key
-        .iter()
-        .filter_map(|&i| after.0.get(i).cloned())
-        .collect();
+    let mut key = Vec::with_capacity(table.key.len());
+    key.extend(table.key.iter().filter_map(|&i| after.0.get(i).cloned()));
+    let key = Row(key);
     Change {
         op: Op::Read,
         source: shared.source,

@@ -8,7 +8,7 @@ use super::oid::*;
 use super::text_to_value;
 
 fn text(s: &str) -> Value {
-    Value::Text(s.to_owned())
+    Value::Text(s.into())
 }
 
 fn arr(items: Vec<Value>) -> Value {
@@ -390,7 +390,7 @@ proptest! {
         }).collect::<Vec<_>>().join(","));
         let expected = Value::Array(items.iter().map(|item| match item {
             None => Value::Null,
-            Some(s) => Value::Text(s.clone()),
+            Some(s) => Value::Text(s.into()),
         }).collect());
         prop_assert_eq!(text_to_value(TEXT_ARRAY, &literal), expected);
     }

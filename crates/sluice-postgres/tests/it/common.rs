@@ -235,7 +235,7 @@ pub fn folded_id_text(changes: &[Change], table: &str) -> BTreeMap<i64, Option<S
         .into_iter()
         .map(|(id, row)| {
             let v = match row.get("v") {
-                Some(Value::Text(t)) => Some(t.clone()),
+                Some(Value::Text(t)) => Some(t.to_string()),
                 Some(Value::Null) => None,
                 other => panic!("v is {other:?}"),
             };

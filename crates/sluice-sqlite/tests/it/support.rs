@@ -96,7 +96,7 @@ pub fn from_sql(v: ValueRef<'_>) -> Value {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Int(i),
         ValueRef::Real(f) => Value::Float(f),
-        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into()),
         ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
     }
 }
@@ -228,5 +228,5 @@ pub fn row(pairs: &[(&str, Value)]) -> Row {
 }
 
 pub fn text(s: &str) -> Value {
-    Value::Text(s.to_owned())
+    Value::Text(s.into())
 }
