@@ -487,11 +487,11 @@ async fn sink_task(
 ) {
     let timeout = Duration::from_millis(spec.batch.timeout_ms);
     let mut acks: Vec<(Arc<AckTracker>, u64)> = Vec::new();
-    let mut batch: Vec<Change> = Vec::new();
     loop {
         let Some(first) = rx.recv().await else { break };
         let mut bytes: usize = first.changes.iter().map(Change::approx_bytes).sum();
-        batch.extend(first.changes);
+        // The first message's changes become the batch as they are, not moved one by one.
+        let mut batch = first.changes;
         acks.push((first.tracker, first.seq));
         let deadline = tokio::time::Instant::now() + timeout;
         while batch.len() < spec.batch.max_events && bytes < spec.batch.max_bytes {
@@ -525,7 +525,7 @@ async fn sink_task(
                 }
             }
         }
-        batch.clear();
+        drop(batch);
         for (tracker, seq) in acks.drain(..) {
             tracker.ack(seq);
         }
