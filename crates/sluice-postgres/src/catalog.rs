@@ -21,8 +21,10 @@ pub(crate) struct Table {
     /// Key columns: the replica identity index under `USING INDEX`, else the primary key,
     /// else (identity full) every column.
     pub key: Vec<Name>,
-    /// True when the table has a primary key.
+    /// True when the table has a primary key the server can use as its replica identity.
     pub has_primary_key: bool,
+    /// True when it has a primary key the server cannot use as one (deferrable, or invalid).
+    pub unusable_primary_key: bool,
     /// True for a partitioned table (its rows live in partitions).
     pub partitioned: bool,
     /// The publication's row filter for this table (PostgreSQL 15+), as SQL: the snapshot
@@ -65,10 +67,14 @@ const FIND_TABLE: &str = "SELECT c.oid, c.relreplident::text, c.relkind = 'p' FR
     WHERE c.relkind IN ('r', 'p') AND n.nspname = $1 AND c.relname = $2";
 
 /// Every user table (partitions are read through their partitioned table), and whether it
-/// has a key: a primary key, or REPLICA IDENTITY FULL or USING INDEX (as for a publication's
-/// tables).
+/// has a replica identity: REPLICA IDENTITY FULL, or the index its identity uses (the primary
+/// key under DEFAULT, the chosen index under USING INDEX) exists and is one the server can
+/// use (valid, unique, not deferrable, no predicate: as PostgreSQL's relcache decides). A
+/// table without one must not be published: the server then refuses its UPDATEs and DELETEs.
 const ALL_TABLES_WITH_KEY: &str = "SELECT n.nspname::text, c.relname::text, \
-    c.relreplident IN ('f', 'i') OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+    c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid \
+    AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END \
+    AND i.indisvalid AND i.indisunique AND i.indimmediate AND i.indpred IS NULL) \
     FROM pg_class c \
     JOIN pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
@@ -89,17 +95,22 @@ const COLUMNS_BEFORE_12: &str = "SELECT a.attname::text, a.atttypid, a.atttypmod
     ORDER BY a.attnum";
 
 /// Key columns of the primary key (`indisprimary`) and of the replica identity index
-/// (`indisreplident`).
-const KEY_COLUMNS: &str = "SELECT i.indisprimary, i.indisreplident, a.attname::text FROM pg_index i \
+/// (`indisreplident`), and whether the server can use that index as a replica identity: a
+/// DEFERRABLE primary key, for one, is not (PostgreSQL's relcache skips invalid, non-unique,
+/// deferrable and partial indexes).
+const KEY_COLUMNS: &str = "SELECT i.indisprimary, i.indisreplident, a.attname::text, \
+    i.indisvalid AND i.indisunique AND i.indimmediate AND i.indpred IS NULL FROM pg_index i \
     CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
     WHERE i.indrelid = $1 AND (i.indisprimary OR i.indisreplident) \
     ORDER BY i.indisprimary DESC, k.ord";
 
-/// The tables an existing publication covers, each with whether it has a usable key (a
-/// primary key, or replica identity full or index).
+/// The tables an existing publication covers, each with whether it has a replica identity
+/// (as in [`ALL_TABLES_WITH_KEY`]).
 const PUBLICATION_TABLES: &str = "SELECT p.schemaname::text, p.tablename::text, \
-    c.relreplident IN ('f', 'i') OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+    c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid \
+    AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END \
+    AND i.indisvalid AND i.indisunique AND i.indimmediate AND i.indpred IS NULL) \
     FROM pg_publication_tables p \
     JOIN pg_namespace n ON n.nspname = p.schemaname \
     JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename \
@@ -336,15 +347,24 @@ async fn find(client: &Client, version: i32, schema: &str, name: &str) -> Result
             type_name: Arc::from(r.get::<_, String>(3)),
         })
         .collect();
-    let key_rows = client
+    let all_key_rows = client
         .query(KEY_COLUMNS, &[&oid])
         .await
         .map_err(|e| pg_error(e, &what))?;
+    let unusable_primary_key = all_key_rows
+        .iter()
+        .any(|r| r.get::<_, bool>(0) && !r.get::<_, bool>(3));
+    // Under FULL the server needs no index, and a deferrable primary key still tells rows
+    // apart for the sinks.
+    let key_rows: Vec<_> = all_key_rows
+        .into_iter()
+        .filter(|r| replica_identity == 'f' || r.get::<_, bool>(3))
+        .collect();
     let has_primary_key = key_rows.iter().any(|r| r.get::<_, bool>(0));
     // Under `USING INDEX` the server identifies old rows by that index alone (the primary
     // key columns of a delete arrive as nulls), so it is the key on both paths.
-    let by_index = replica_identity == 'i' && key_rows.iter().any(|r| r.get::<_, bool>(1));
-    let column = if by_index { 1 } else { 0 };
+    // Without a usable index (dropped, say) the server has no identity at all: no key.
+    let column = if replica_identity == 'i' { 1 } else { 0 };
     let mut key: Vec<Name> = key_rows
         .iter()
         .filter(|r| r.get::<_, bool>(column))
@@ -361,6 +381,7 @@ async fn find(client: &Client, version: i32, schema: &str, name: &str) -> Result
         columns,
         key,
         has_primary_key,
+        unusable_primary_key,
         partitioned,
         row_filter: None,
     }))
@@ -374,8 +395,16 @@ pub(crate) fn identity_problem(table: &Table) -> Option<String> {
             "table \"{q}\" has REPLICA IDENTITY NOTHING, so its updates and deletes cannot be captured (hint: ALTER TABLE {} REPLICA IDENTITY DEFAULT, or FULL for before-images)",
             table.sql()
         )),
+        'd' if !table.has_primary_key && table.unusable_primary_key => Some(format!(
+            "table \"{q}\" has a primary key PostgreSQL cannot use as its replica identity (it is DEFERRABLE, or its index is invalid): once published, its UPDATEs and DELETEs would fail on the server (hint: ALTER TABLE {} REPLICA IDENTITY FULL, or make the key NOT DEFERRABLE)",
+            table.sql()
+        )),
         'd' if !table.has_primary_key => Some(format!(
             "table \"{q}\" has no primary key, so its updates and deletes cannot be captured (hint: add a primary key, or ALTER TABLE {} REPLICA IDENTITY FULL)",
+            table.sql()
+        )),
+        'i' if table.key.is_empty() => Some(format!(
+            "table \"{q}\" has REPLICA IDENTITY USING INDEX, but that index was dropped or cannot be used (deferrable, partial or invalid), so the server has no replica identity for it: once published, its UPDATEs and DELETEs would fail (hint: ALTER TABLE {} REPLICA IDENTITY DEFAULT, or USING INDEX another unique index)",
             table.sql()
         )),
         _ if table.key.is_empty() => Some(format!(

@@ -33,10 +33,12 @@ const COLUMNS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.atttypm
     FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
     ORDER BY a.attnum";
 
+/// A DEFERRABLE (or invalid) primary key is not one: the server cannot use it as the
+/// replica identity, so the table counts as keyless.
 const PRIMARY_KEY: &str = "SELECT a.attname::text FROM pg_index i \
     CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-    WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord";
+    WHERE i.indrelid = $1 AND i.indisprimary AND i.indimmediate AND i.indisvalid ORDER BY k.ord";
 
 /// Every user table of the database at `url`.
 pub async fn introspect(url: &str) -> Result<Vec<TableInfo>> {

@@ -191,3 +191,105 @@ async fn replica_identity_using_index_keys_events_by_the_index_columns() {
     drop(d);
     db.finish().await;
 }
+
+/// PostgreSQL cannot use a DEFERRABLE primary key as a replica identity, nor a USING INDEX
+/// identity whose index was dropped: such a table has none, and once published the server
+/// rejects the application's UPDATE and DELETE on it. Listed, sluice refuses it with a hint
+/// (changing nothing); with `tables` unset it is left out of the publication sluice creates.
+/// Under REPLICA IDENTITY FULL a deferrable primary key is fine, and is the events' key.
+#[tokio::test]
+async fn tables_the_server_has_no_replica_identity_for_are_never_published() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE deferred (id int, v text, CONSTRAINT deferred_pk PRIMARY KEY (id) DEFERRABLE);
+         CREATE TABLE lost_index (id int PRIMARY KEY, u int NOT NULL, v text);
+         CREATE UNIQUE INDEX lost_index_u ON lost_index (u);
+         ALTER TABLE lost_index REPLICA IDENTITY USING INDEX lost_index_u;
+         DROP INDEX lost_index_u;
+         CREATE TABLE full_deferred (id int, v text, CONSTRAINT full_deferred_pk PRIMARY KEY (id) DEFERRABLE);
+         ALTER TABLE full_deferred REPLICA IDENTITY FULL;
+         CREATE TABLE plain (id int PRIMARY KEY, v text);
+         INSERT INTO deferred VALUES (1, 'a'); INSERT INTO lost_index VALUES (1, 1, 'a');
+         INSERT INTO full_deferred VALUES (1, 'a'); INSERT INTO plain VALUES (1, 'a');",
+    )
+    .await;
+    let publications = || async {
+        let rows = db
+            .client
+            .query(
+                "SELECT tablename::text FROM pg_publication_tables ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+    };
+
+    for (table, expected) in [
+        ("deferred", "DEFERRABLE"),
+        ("lost_index", "REPLICA IDENTITY USING INDEX, but that index"),
+    ] {
+        let mut config = db.config("listed");
+        config.tables = vec![table.into()];
+        let e = sluice_postgres::check(&config).await.unwrap_err();
+        assert!(!e.is_transient() && e.to_string().contains(expected), "{e}");
+        assert!(e.to_string().contains("hint: ALTER TABLE"), "{e}");
+        let e = sluice_postgres::setup(&config).await.unwrap_err();
+        assert!(e.to_string().contains(expected), "{e}");
+        let e = PostgresSource::new("listed", &config)
+            .start(None)
+            .await
+            .unwrap_err();
+        assert!(!e.is_transient() && e.to_string().contains(expected), "{e}");
+        assert!(publications().await.is_empty());
+    }
+
+    let config = db.config("all");
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(2).await;
+    assert_eq!(publications().await, ["full_deferred", "plain"]);
+    let mut read: Vec<(String, Pairs)> = d
+        .changes
+        .iter()
+        .map(|c| {
+            let key = c
+                .key
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.clone()))
+                .collect();
+            (c.table.to_string(), key)
+        })
+        .collect();
+    read.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        read,
+        [
+            (
+                "public.full_deferred".to_owned(),
+                vec![("id".to_owned(), Value::Int(1))]
+            ),
+            (
+                "public.plain".to_owned(),
+                vec![("id".to_owned(), Value::Int(1))]
+            ),
+        ]
+    );
+    // The application's writes to the left-out tables still work.
+    db.exec(
+        "UPDATE deferred SET v = 'b'; DELETE FROM deferred;
+         UPDATE lost_index SET v = 'b'; DELETE FROM lost_index;
+         UPDATE full_deferred SET v = 'b' WHERE id = 1;",
+    )
+    .await;
+    d.until("the update of full_deferred", |c| {
+        c.iter()
+            .any(|c| c.op == Op::Update && &*c.table == "public.full_deferred")
+    })
+    .await;
+    drop(d);
+    db.finish().await;
+}
