@@ -155,35 +155,42 @@ impl PostgresSource {
             return Ok(());
         };
         let oids: Vec<u32> = watch.iter().map(|w| w.oid).collect();
+        let schemas: Vec<&str> = watch.iter().map(|w| w.schema.as_str()).collect();
+        let names: Vec<&str> = watch.iter().map(|w| w.name.as_str()).collect();
+        // For each captured table: does its OID still exist, and which table has its name now.
         let Ok(rows) = client
             .query(
-                "SELECT w.oid FROM unnest($1::oid[]) w(oid) \
-                 WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = w.oid)",
-                &[&oids],
+                "SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = w.oid), \
+                 (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                  WHERE n.nspname = w.schema AND c.relname = w.name AND c.relkind IN ('r', 'p')) \
+                 FROM unnest($1::oid[], $2::text[], $3::text[]) WITH ORDINALITY w(oid, schema, name, i) \
+                 ORDER BY w.i",
+                &[&oids, &schemas, &names],
             )
             .await
         else {
             return Ok(());
         };
-        let missing: Vec<u32> = rows.iter().map(|r| r.get(0)).collect();
-        for table in watch.iter_mut().filter(|w| missing.contains(&w.oid)) {
-            let now: Option<u32> = client
-                .query_opt(
-                    "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
-                    &[&table.schema, &table.name],
-                )
-                .await
-                .ok()
-                .flatten()
-                .map(|r| r.get(0));
+        for (table, row) in watch.iter_mut().zip(&rows) {
+            let (exists, now): (bool, Option<u32>) = (row.get(0), row.get(1));
             let qualified = format!("{}.{}", table.schema, table.name);
-            // Listed in `tables`, the new table is captured at the next start; with `tables`
-            // unset, only if the publication publishes it.
-            let captured_again = match now {
-                None => false,
-                Some(_) if !self.config.tables.is_empty() => true,
-                Some(_) => client
+            let new = match now {
+                Some(new) if new != table.oid => new,
+                // Still there (or renamed, which the stream follows).
+                _ if exists => continue,
+                _ => {
+                    if !table.gone {
+                        table.gone = true;
+                        tracing::warn!(source = %self.name, table = %qualified, "captured table was dropped: nothing more of it is captured, and its rows stay in the sinks (PostgreSQL sends nothing for DROP TABLE)");
+                    }
+                    continue;
+                }
+            };
+            // Another table has the captured name: dropped and created again, or renamed and
+            // replaced. Listed in `tables`, the new table is captured at the next start;
+            // with `tables` unset, only if the publication publishes it.
+            let captured_again = !self.config.tables.is_empty()
+                || client
                     .query_opt(
                         "SELECT 1 FROM pg_publication_tables \
                          WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
@@ -192,17 +199,22 @@ impl PostgresSource {
                     .await
                     .ok()
                     .flatten()
-                    .is_some(),
+                    .is_some();
+            let how = if exists {
+                "was renamed and another table created under its name"
+            } else {
+                "was dropped and created again"
             };
-            if let (true, Some(new)) = (captured_again, now) {
+            if captured_again {
                 return Err(Error::transient(format!(
-                    "captured table \"{qualified}\" was dropped and created again (OID {} is now {new}); restarting the source to capture the new table, whose rows are read before the stream resumes (rows of the dropped table stay in the sinks)",
+                    "captured table \"{qualified}\" {how} (OID {} is now {new}); restarting the source to capture the new table, whose rows are read before the stream resumes (rows of the old table stay in the sinks)",
                     table.oid
                 )));
             }
             if !table.gone {
                 table.gone = true;
-                tracing::warn!(source = %self.name, table = %qualified, "captured table was dropped: nothing more of it is captured, and its rows stay in the sinks (PostgreSQL sends nothing for DROP TABLE)");
+                let publication = &self.config.publication;
+                tracing::warn!(source = %self.name, table = %qualified, old_oid = table.oid, new_oid = new, "captured table {how}, but the new table is not captured: publication \"{publication}\" does not publish it (hint: ALTER PUBLICATION {} ADD TABLE {}, and sluice captures it within 10 status intervals; or list it in `tables`)", ident(publication), format!("{}.{}", ident(&table.schema), ident(&table.name)));
             }
         }
         Ok(())

@@ -586,6 +586,73 @@ async fn a_table_dropped_and_created_again_while_streaming_is_captured_again() {
     db.finish().await;
 }
 
+/// A listed table renamed while streaming, and a new table created under the listed name:
+/// the stream follows the renamed table by OID, and the lookup every 10 status intervals
+/// notices the listed name now names another table, so the source restarts and captures it
+/// (a truncate, its rows read, then its changes).
+#[tokio::test]
+async fn a_listed_table_renamed_and_replaced_while_streaming_is_captured_again() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'old');")
+        .await;
+    let mut config = db.config("app");
+    config.tables = vec!["t".into()];
+    config.status_interval_ms = 100;
+    let state = tempfile::tempdir().unwrap();
+    config.state_dir = Some(state.path().to_owned());
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(1).await;
+    d.drain().await;
+    let resume = d.last_position.clone();
+    d.confirm = false;
+    db.exec(
+        "ALTER TABLE t RENAME TO t_old; CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t VALUES (7, 'new');",
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let error = loop {
+        assert!(std::time::Instant::now() < deadline, "no restart asked for");
+        if let Err(e) = d.poll_once().await {
+            break e;
+        }
+    };
+    assert!(error.is_transient(), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("\"public.t\" was renamed and another table created under its name"),
+        "{error}"
+    );
+    drop(d);
+    let mut d = Driver::start(&config, resume).await;
+    d.until("the new table's row", |c| {
+        c.iter()
+            .any(|c| c.op == Op::Read && &*c.table == "public.t")
+    })
+    .await;
+    db.exec("INSERT INTO t VALUES (8, 'later')").await;
+    d.until("the insert", |c| c.iter().any(|c| c.op == Op::Insert))
+        .await;
+    let ops: Vec<Op> = d
+        .changes
+        .iter()
+        .filter(|c| &*c.table == "public.t")
+        .map(|c| c.op)
+        .collect();
+    assert_eq!(
+        ops,
+        [Op::Truncate, Op::Read, Op::Insert],
+        "{:#?}",
+        d.changes
+    );
+    assert_eq!(ids(&d.changes, "public.t", Op::Read), [7]);
+    drop(d);
+    db.finish().await;
+}
+
 #[tokio::test]
 async fn with_tables_unset_every_keyed_table_is_captured_and_full_identity_counts_as_keyed() {
     let Some(db) = TestDb::new().await else {
