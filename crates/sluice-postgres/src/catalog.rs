@@ -200,6 +200,15 @@ pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> 
             )));
         }
     }
+    for (i, table) in tables.iter().enumerate() {
+        if tables[..i].iter().any(|t| t.oid == table.oid) {
+            return Err(Error::permanent(format!(
+                "table \"{}\" is listed twice in `tables` (perhaps once as \"{}\" and once with its schema): its rows would be read twice (hint: list it once)",
+                table.qualified(),
+                table.name
+            )));
+        }
+    }
     if version >= 120_000 && tables.len() > 1 {
         reject_partitions_of_captured(client, &tables).await?;
     }

@@ -95,6 +95,15 @@ async fn partitions_and_publications_that_cover_them() {
         "{e}"
     );
 
+    // The same table twice, spelled two ways, would be read twice as well: refused.
+    let mut twice = db.config("app");
+    twice.tables = vec!["public.parent".into(), "parent".into()];
+    let e = start_error(&twice).await;
+    assert!(
+        e.contains("table \"public.parent\" is listed twice in `tables`"),
+        "{e}"
+    );
+
     // A partition in a FOR ALL TABLES publication is covered: nothing to add, no error,
     // twice.
     db.exec("CREATE PUBLICATION allp FOR ALL TABLES").await;
