@@ -88,6 +88,8 @@ pub(crate) struct Converter {
     replaced: HashSet<u32>,
     /// Relations whose changes are skipped, already reported once.
     skipped: HashSet<u32>,
+    /// Relations some of whose changes were skipped in this run (not captured then).
+    missed: HashSet<u32>,
     relations: HashMap<u32, Rel>,
     tx: Option<Tx>,
     /// The latest change, held back until we know whether it is its transaction's last.
@@ -127,6 +129,7 @@ impl Converter {
             follow_publication: false,
             replaced: HashSet::new(),
             skipped: HashSet::new(),
+            missed: HashSet::new(),
             relations: HashMap::new(),
             tx: None,
             pending: None,
@@ -522,17 +525,26 @@ impl Converter {
     }
 
     /// The relation's first change: say what `relation` held back for a table not captured
-    /// at start, and emit its schema event when its shape is new.
-    fn announce(&mut self, oid: u32) {
+    /// at start, and emit its schema event when its shape is new. A table whose earlier
+    /// changes this run skipped (published without a key, say, then given one) cannot be
+    /// captured from here on: its rows would lack those changes. A transient error restarts
+    /// the source, whose start captures it and reads its rows.
+    fn announce(&mut self, oid: u32) -> Result<()> {
         let Some(rel) = self.relations.get_mut(&oid) else {
-            return;
+            return Ok(());
         };
         let Some(what) = rel.unannounced.take() else {
-            return;
+            return Ok(());
         };
         let table = rel.table;
         match what {
+            Unannounced::Captured(_) if self.missed.contains(&oid) => {
+                return Err(Error::transient(format!(
+                    "table \"{table}\", whose earlier changes were skipped (it was not captured then: no key), is captured now; restarting the source so that its rows are read first"
+                )));
+            }
             Unannounced::Skipped => {
+                self.missed.insert(oid);
                 if self.skipped.insert(oid) {
                     tracing::warn!(source = %self.source, table = %table, oid, "the publication sends changes to a table sluice does not capture: they are skipped (hint: list it in `tables`, or remove it from the publication)");
                 }
@@ -549,6 +561,7 @@ impl Converter {
                 }
             }
         }
+        Ok(())
     }
 
     /// The relation of a change, when captured; announces it first (see [`Self::announce`]).
@@ -558,7 +571,7 @@ impl Converter {
             .get(&oid)
             .is_some_and(|r| r.unannounced.is_some())
         {
-            self.announce(oid);
+            self.announce(oid)?;
         }
         match self.relations.get(&oid) {
             Some(r) if r.captured => Ok(Some(r)),

@@ -4,7 +4,7 @@
 use sluice_core::{Op, Source, Value};
 use sluice_postgres::PostgresSource;
 
-use crate::common::{Driver, TestDb};
+use crate::common::{Driver, TestDb, fold};
 
 fn ids(changes: &[sluice_core::Change], table: &str, op: Op) -> Vec<i64> {
     let mut ids: Vec<i64> = changes
@@ -658,6 +658,79 @@ async fn a_listed_table_renamed_and_replaced_while_streaming_is_captured_again()
         d.changes
     );
     assert_eq!(ids(&d.changes, "public.t", Op::Read), [7]);
+    drop(d);
+    db.finish().await;
+}
+
+/// With `tables` unset and a FOR ALL TABLES publication, a table created while streaming
+/// without a key has its changes skipped; given a key later, it cannot just be captured from
+/// then on (its first rows would be missing): the source restarts, and the start reads it.
+#[tokio::test]
+async fn a_published_table_given_a_key_after_its_first_rows_is_read_whole() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE k (id int PRIMARY KEY); INSERT INTO k VALUES (1);
+         CREATE PUBLICATION everything FOR ALL TABLES;",
+    )
+    .await;
+    let mut config = db.config("app");
+    config.tables = vec![];
+    config.publication = "everything".into();
+    let state = tempfile::tempdir().unwrap();
+    config.state_dir = Some(state.path().to_owned());
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(1).await;
+    d.drain().await;
+    let resume = d.last_position.clone();
+    d.confirm = false;
+    db.exec(
+        "CREATE TABLE late (id int, v text); INSERT INTO late VALUES (1, 'before the key');
+         ALTER TABLE late ADD PRIMARY KEY (id); INSERT INTO late VALUES (2, 'after');",
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let error = loop {
+        assert!(std::time::Instant::now() < deadline, "no restart asked for");
+        if let Err(e) = d.poll_once().await {
+            break e;
+        }
+    };
+    assert!(error.is_transient(), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("\"public.late\", whose earlier changes were skipped"),
+        "{error}"
+    );
+    assert!(
+        !d.changes
+            .iter()
+            .any(|c| &*c.table == "public.late" && c.op != Op::Schema),
+        "{:#?}",
+        d.changes
+    );
+    drop(d);
+    let mut d = Driver::start(&config, resume).await;
+    d.until("both rows of the late table", |c| {
+        c.iter()
+            .filter(|c| &*c.table == "public.late" && c.op == Op::Read)
+            .count()
+            == 2
+    })
+    .await;
+    db.exec("INSERT INTO late VALUES (3, 'later')").await;
+    d.until("the insert", |c| {
+        ids(c, "public.late", Op::Insert).contains(&3)
+    })
+    .await;
+    assert_eq!(ids(&d.changes, "public.late", Op::Read), [1, 2]);
+    // The stream replays from the checkpoint, before the read: its inserts come again
+    // (a duplicate, never a gap), then the new one.
+    assert_eq!(ids(&d.changes, "public.late", Op::Insert).last(), Some(&3));
+    let rows: Vec<i64> = fold(&d.changes, "public.late").into_keys().collect();
+    assert_eq!(rows, [1, 2, 3]);
     drop(d);
     db.finish().await;
 }
