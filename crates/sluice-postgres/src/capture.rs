@@ -168,7 +168,7 @@ impl Task {
                     if self.out.send(Ok(batch)).await.is_err() {
                         return Ok(());
                     }
-                    replaced = emptied.iter().map(|(_, oid)| *oid).collect();
+                    replaced = emptied.clone();
                 }
                 let tables = match only {
                     None => self.snapshot(&snapshot_name, from, progress).await?,
@@ -314,7 +314,7 @@ impl Task {
         version: u32,
         from: PgLsn,
         tables: &[Table],
-        replaced: Vec<u32>,
+        replaced: Vec<(String, u32)>,
     ) -> Result<()> {
         let mut converter = Converter::new(self.source, tables, from)
             .with_key_change(self.config.primary_key_change)

@@ -86,6 +86,8 @@ pub(crate) struct Converter {
     follow_publication: bool,
     /// Old OIDs of tables dropped and created again: their changes are skipped.
     replaced: HashSet<u32>,
+    /// Their names: a relation under one of them other than the captured table is skipped.
+    replaced_names: HashSet<Name>,
     /// Relations whose changes are skipped, already reported once.
     skipped: HashSet<u32>,
     /// Relations some of whose changes were skipped in this run (not captured then).
@@ -130,6 +132,7 @@ impl Converter {
             replaced: HashSet::new(),
             skipped: HashSet::new(),
             missed: HashSet::new(),
+            replaced_names: HashSet::new(),
             relations: HashMap::new(),
             tx: None,
             pending: None,
@@ -162,10 +165,15 @@ impl Converter {
 
     /// Skip the changes of these tables (dropped and created again since the checkpoint,
     /// under their old OIDs): the new table's rows, read after a truncate, replace them.
-    pub fn skipping_replaced(mut self, oids: Vec<u32>) -> Self {
-        // (Not warned about as tables the publication sends but sluice does not capture.)
-        self.skipped.extend(oids.iter().copied());
-        self.replaced.extend(oids);
+    /// So are those of any other table under such a name that is not the one captured now
+    /// (created and dropped in between, which the record never knew).
+    pub fn skipping_replaced(mut self, replaced: Vec<(String, u32)>) -> Self {
+        for (table, oid) in replaced {
+            // (Not warned about as tables the publication sends but sluice does not capture.)
+            self.skipped.insert(oid);
+            self.replaced.insert(oid);
+            self.replaced_names.insert(Name::new(&table));
+        }
         self
     }
 
@@ -354,7 +362,8 @@ impl Converter {
         self.follow_key_renames(rel.oid, &columns);
         // Which table this is: by OID (renames keep it), else by name (made again), unless
         // it is the old table of one made again, whose rows were replaced.
-        let replaced = self.replaced.contains(&rel.oid);
+        let replaced = self.replaced.contains(&rel.oid)
+            || (self.replaced_names.contains(&table) && !self.known.contains_key(&rel.oid));
         let known = self.known.get(&rel.oid).or_else(|| {
             self.known_names
                 .get(&*table)
