@@ -25,6 +25,8 @@ pub(crate) struct Table {
     pub has_primary_key: bool,
     /// True when it has a primary key the server cannot use as one (deferrable, or invalid).
     pub unusable_primary_key: bool,
+    /// True for an UNLOGGED table: PostgreSQL can neither publish nor decode it.
+    pub unlogged: bool,
     /// True for a partitioned table (its rows live in partitions).
     pub partitioned: bool,
     /// The publication's row filter for this table (PostgreSQL 15+), as SQL: the snapshot
@@ -62,7 +64,8 @@ pub(crate) fn split_name(name: &str) -> (String, String) {
     }
 }
 
-const FIND_TABLE: &str = "SELECT c.oid, c.relreplident::text, c.relkind = 'p' FROM pg_class c \
+const FIND_TABLE: &str = "SELECT c.oid, c.relreplident::text, c.relkind = 'p', \
+    c.relpersistence <> 'p' FROM pg_class c \
     JOIN pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.relkind IN ('r', 'p') AND n.nspname = $1 AND c.relname = $2";
 
@@ -74,7 +77,8 @@ const FIND_TABLE: &str = "SELECT c.oid, c.relreplident::text, c.relkind = 'p' FR
 const ALL_TABLES_WITH_KEY: &str = "SELECT n.nspname::text, c.relname::text, \
     c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid \
     AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END \
-    AND i.indisvalid AND i.indisunique AND i.indimmediate AND i.indpred IS NULL) \
+    AND i.indisvalid AND i.indisunique AND i.indimmediate AND i.indpred IS NULL), \
+    c.relpersistence <> 'p' \
     FROM pg_class c \
     JOIN pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
@@ -161,10 +165,13 @@ pub(crate) async fn captured(client: &Client, config: &PostgresSourceConfig) -> 
             let mut names = Vec::with_capacity(rows.len());
             for r in &rows {
                 let (schema, name, keyed): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
-                if keyed {
+                let unlogged: bool = r.get(3);
+                if unlogged {
+                    tracing::warn!(table = %format!("{schema}.{name}"), "table is UNLOGGED: not captured (PostgreSQL can neither publish nor decode it; hint: ALTER TABLE ... SET LOGGED)");
+                } else if keyed {
                     names.push((schema, name));
                 } else {
-                    tracing::warn!(table = %format!("{schema}.{name}"), "table has no primary key: not captured (hint: add one, or set REPLICA IDENTITY FULL)");
+                    tracing::warn!(table = %format!("{schema}.{name}"), "table has no primary key (or none the server can use as its replica identity): not captured (hint: add one, or set REPLICA IDENTITY FULL)");
                 }
             }
             names
@@ -338,6 +345,7 @@ async fn find(client: &Client, version: i32, schema: &str, name: &str) -> Result
     let oid: u32 = row.get(0);
     let identity: String = row.get(1);
     let partitioned: bool = row.get(2);
+    let unlogged: bool = row.get(3);
     let replica_identity = identity.chars().next().unwrap_or('d');
     let columns_sql = if version >= 120_000 {
         COLUMNS
@@ -391,6 +399,7 @@ async fn find(client: &Client, version: i32, schema: &str, name: &str) -> Result
         key,
         has_primary_key,
         unusable_primary_key,
+        unlogged,
         partitioned,
         row_filter: None,
     }))
@@ -399,6 +408,12 @@ async fn find(client: &Client, version: i32, schema: &str, name: &str) -> Result
 /// Why updates and deletes of `table` cannot be captured, if they cannot.
 pub(crate) fn identity_problem(table: &Table) -> Option<String> {
     let q = table.qualified();
+    if table.unlogged {
+        return Some(format!(
+            "table \"{q}\" is UNLOGGED: PostgreSQL can neither publish nor decode its changes (hint: ALTER TABLE {} SET LOGGED, or leave it out of `tables`)",
+            table.sql()
+        ));
+    }
     match table.replica_identity {
         'n' => Some(format!(
             "table \"{q}\" has REPLICA IDENTITY NOTHING, so its updates and deletes cannot be captured (hint: ALTER TABLE {} REPLICA IDENTITY DEFAULT, or FULL for before-images)",

@@ -196,7 +196,7 @@ async fn replica_identity_using_index_keys_events_by_the_index_columns() {
 /// identity whose index was dropped: such a table has none, and once published the server
 /// rejects the application's UPDATE and DELETE on it. Listed, sluice refuses it with a hint
 /// (changing nothing); with `tables` unset it is left out of the publication sluice creates.
-/// Under REPLICA IDENTITY FULL a deferrable primary key is fine, and is the events' key.
+/// So is an UNLOGGED table, which PostgreSQL refuses to publish. Under REPLICA IDENTITY FULL a deferrable primary key is fine, and is the events' key.
 #[tokio::test]
 async fn tables_the_server_has_no_replica_identity_for_are_never_published() {
     let Some(db) = TestDb::new().await else {
@@ -211,6 +211,7 @@ async fn tables_the_server_has_no_replica_identity_for_are_never_published() {
          CREATE TABLE full_deferred (id int, v text, CONSTRAINT full_deferred_pk PRIMARY KEY (id) DEFERRABLE);
          ALTER TABLE full_deferred REPLICA IDENTITY FULL;
          CREATE TABLE plain (id int PRIMARY KEY, v text);
+         CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);
          INSERT INTO deferred VALUES (1, 'a'); INSERT INTO lost_index VALUES (1, 1, 'a');
          INSERT INTO full_deferred VALUES (1, 'a'); INSERT INTO plain VALUES (1, 'a');",
     )
@@ -232,6 +233,8 @@ async fn tables_the_server_has_no_replica_identity_for_are_never_published() {
     for (table, expected) in [
         ("deferred", "DEFERRABLE"),
         ("lost_index", "REPLICA IDENTITY USING INDEX, but that index"),
+        // (Unlogged tables cannot be published at all, nor decoded.)
+        ("scratch", "is UNLOGGED"),
     ] {
         let mut config = db.config("listed");
         config.tables = vec![table.into()];
