@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sluice_config::BatchConfig;
 use sluice_core::{Change, Checkpoint, CheckpointStore, Error, Position, Sink, Source, SourcePoll};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::ack::AckTracker;
@@ -139,6 +139,14 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
+/// A source's way to one sink: its channel, and a nudge to write the batch it is
+/// collecting without waiting for more.
+#[derive(Clone)]
+struct SinkHandle {
+    tx: mpsc::Sender<SinkMsg>,
+    flush: Arc<Notify>,
+}
+
 struct SinkMsg {
     tracker: Arc<AckTracker>,
     seq: u64,
@@ -202,8 +210,18 @@ impl Pipeline {
         let mut sink_tasks = JoinSet::new();
         for spec in self.sinks {
             let (tx, rx) = mpsc::channel::<SinkMsg>(self.options.channel_capacity.max(1));
-            senders.push(tx);
-            sink_tasks.spawn(sink_task(spec, rx, control.clone(), self.options.clone()));
+            let flush = Arc::new(Notify::new());
+            senders.push(SinkHandle {
+                tx,
+                flush: flush.clone(),
+            });
+            sink_tasks.spawn(sink_task(
+                spec,
+                rx,
+                flush,
+                control.clone(),
+                self.options.clone(),
+            ));
         }
 
         let mut source_tasks = JoinSet::new();
@@ -340,7 +358,7 @@ async fn start_with_retry(
 /// checkpoint can be confirmed to it after the sinks have drained.
 async fn source_task(
     mut spec: SourceSpec,
-    senders: Vec<mpsc::Sender<SinkMsg>>,
+    senders: Vec<SinkHandle>,
     tracker: Arc<AckTracker>,
     resume: Option<Position>,
     control: Control,
@@ -352,7 +370,7 @@ async fn source_task(
 
 async fn drive_source(
     spec: &mut SourceSpec,
-    senders: Vec<mpsc::Sender<SinkMsg>>,
+    senders: Vec<SinkHandle>,
     tracker: Arc<AckTracker>,
     mut resume: Option<Position>,
     control: Control,
@@ -420,7 +438,7 @@ async fn drive_source(
                     };
                     tokio::select! {
                         _ = until_stopped(control.stop.subscribe()) => return,
-                        sent = senders[i].send(msg) => if sent.is_err() {
+                        sent = senders[i].tx.send(msg) => if sent.is_err() {
                             // The sink stopped; its error (if any) is already recorded.
                             return;
                         }
@@ -430,6 +448,13 @@ async fn drive_source(
             Ok(SourcePoll::Idle) => {
                 if options.exit_when_idle && tracker.in_flight() == 0 {
                     break;
+                }
+                // Caught up: nothing more is coming soon, so a sink collecting a batch
+                // writes what it has now instead of waiting out `timeout_ms`.
+                if tracker.in_flight() > 0 {
+                    for sink in &senders {
+                        sink.flush.notify_one();
+                    }
                 }
             }
             Ok(SourcePoll::Pending) => {}
@@ -482,6 +507,7 @@ fn route_changes(route: &Route, changes: Vec<Change>) -> Vec<Change> {
 async fn sink_task(
     mut spec: SinkSpec,
     mut rx: mpsc::Receiver<SinkMsg>,
+    flush: Arc<Notify>,
     control: Control,
     options: RunOptions,
 ) {
@@ -495,13 +521,19 @@ async fn sink_task(
         acks.push((first.tracker, first.seq));
         let deadline = tokio::time::Instant::now() + timeout;
         while batch.len() < spec.batch.max_events && bytes < spec.batch.max_bytes {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(msg)) => {
+            let next = tokio::select! {
+                biased;
+                msg = rx.recv() => msg,
+                () = tokio::time::sleep_until(deadline) => None,
+                () = flush.notified() => None,
+            };
+            match next {
+                Some(msg) => {
                     bytes += msg.changes.iter().map(Change::approx_bytes).sum::<usize>();
                     batch.extend(msg.changes);
                     acks.push((msg.tracker, msg.seq));
                 }
-                Ok(None) | Err(_) => break,
+                None => break,
             }
         }
         let mut backoff = Backoff::new(options.retry_min, options.retry_max);

@@ -347,3 +347,28 @@ async fn slow_sink_applies_backpressure() {
         "source ran {ahead} changes ahead of the sink"
     );
 }
+
+/// A sink collecting a batch stops waiting for more once the source is caught up: with a
+/// `timeout_ms` of a minute, a run that exits when idle still ends at once, everything
+/// written and checkpointed.
+#[tokio::test]
+async fn a_caught_up_source_has_the_partial_batch_written_without_waiting_out_the_timeout() {
+    let store = Arc::new(MemoryCheckpointStore::default());
+    let sink = MemSink::default();
+    let mut p = pipeline(
+        10,
+        vec![sink.clone()],
+        store.clone(),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    p.sinks[0].batch.timeout_ms = 60_000;
+    let started = std::time::Instant::now();
+    run(p).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(*sink.seen.lock().unwrap(), (1..=10).collect::<Vec<_>>());
+    assert_eq!(checkpoint_seq(&store), Some(10));
+}
