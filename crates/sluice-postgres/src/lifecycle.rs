@@ -368,9 +368,11 @@ pub(crate) async fn setup(config: &PostgresSourceConfig) -> Result<Vec<String>> 
     if let Some(problem) = tables.iter().find_map(identity_problem) {
         return Err(Error::permanent(problem));
     }
-    let mut lines = ensure_publication(&client, config, &tables).await?.lines;
     let slot = &config.slot;
-    match usable_slot(&client, slot).await? {
+    // Checked first: a slot of another database fails the setup with nothing created.
+    let state = usable_slot(&client, slot).await?;
+    let mut lines = ensure_publication(&client, config, &tables).await?.lines;
+    match state {
         Some(_) => {}
         None => {
             let row = client

@@ -254,6 +254,9 @@ impl PostgresSource {
         if let Some(problem) = tables.iter().find_map(identity_problem) {
             return Err(Error::permanent(problem));
         }
+        // Checked before anything is created: a slot of another database fails the start
+        // with nothing left behind.
+        let state = usable_slot(&client, slot).await?;
         // The publication must exist before the slot's consistent point, or decoding fails.
         let ensured = ensure_publication(&client, &self.config, &tables).await?;
         for line in &ensured.lines {
@@ -277,7 +280,6 @@ impl PostgresSource {
         if let Some(gaps) = publication_gaps(&client, &self.config.publication).await? {
             tracing::warn!(source = %self.name, "{gaps}");
         }
-        let state = usable_slot(&client, slot).await?;
         match from {
             None => match self.config.snapshot {
                 SnapshotMode::Initial => {

@@ -204,3 +204,45 @@ async fn check_warns_about_a_publication_that_drops_operations_or_rows() {
     );
     db.finish().await;
 }
+
+/// A slot name already taken by another database's slot: `setup` and `start` refuse it
+/// before creating anything, so no publication is left behind.
+#[tokio::test]
+async fn a_slot_of_another_database_is_refused_before_anything_is_created() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let Some(other) = TestDb::new().await else {
+        return;
+    };
+    db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
+    let mut config = db.config("app");
+    config.slot = format!("{}_taken", other.name);
+    other
+        .exec(&format!(
+            "SELECT pg_create_logical_replication_slot('{}', 'pgoutput')",
+            config.slot
+        ))
+        .await;
+    let e = sluice_postgres::setup(&config).await.unwrap_err();
+    assert!(
+        !e.is_transient()
+            && e.to_string()
+                .contains(&format!("belongs to database \"{}\"", other.name)),
+        "{e}"
+    );
+    let mut source = sluice_postgres::PostgresSource::new("app", &config);
+    let e = sluice_core::Source::start(&mut source, None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("belongs to database"), "{e}");
+    let publications: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM pg_publication", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(publications, 0);
+    db.finish().await;
+    other.finish().await;
+}
