@@ -181,7 +181,12 @@ impl PostgresSource {
                 _ => {
                     if !table.gone {
                         table.gone = true;
-                        tracing::warn!(source = %self.name, table = %qualified, "captured table was dropped: nothing more of it is captured, and its rows stay in the sinks (PostgreSQL sends nothing for DROP TABLE)");
+                        let listed = if self.config.tables.is_empty() {
+                            ""
+                        } else {
+                            "; it is listed in `tables`, so the next start fails until it is removed from there or created again"
+                        };
+                        tracing::warn!(source = %self.name, table = %qualified, "captured table was dropped: nothing more of it is captured, and its rows stay in the sinks (PostgreSQL sends nothing for DROP TABLE){listed}");
                     }
                     continue;
                 }
