@@ -83,8 +83,19 @@ pub struct RunArgs {
     pub once: bool,
     /// Read this table again (PostgreSQL sources) under a fresh snapshot before resuming the
     /// stream from the checkpoint; repeat for several tables.
-    #[arg(long, value_name = "TABLE")]
+    #[arg(long, value_name = "TABLE", value_parser = table_name)]
     pub resnapshot: Vec<String>,
+}
+
+/// `schema.table` or `table`, neither part empty.
+fn table_name(text: &str) -> Result<String, String> {
+    let parts: Vec<&str> = text.splitn(2, '.').collect();
+    if parts.iter().any(|p| p.trim().is_empty()) {
+        return Err(format!(
+            "{text:?} is not a table name (expected schema.table, or table for public.table)"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 #[derive(Debug, Args)]

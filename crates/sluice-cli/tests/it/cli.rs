@@ -460,3 +460,19 @@ fn a_bad_postgres_url_is_an_invalid_config_before_any_connection() {
         assert!(!err.contains("s3cret"), "the password leaked: {err}");
     }
 }
+
+#[test]
+fn an_empty_resnapshot_table_name_is_a_usage_error() {
+    for bad in ["", "public.", ".users", " "] {
+        let out = sluice()
+            .args(["run", "-c", "missing.toml", "--resnapshot", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(
+            stderr(&out).contains("is not a table name"),
+            "{bad:?}: {}",
+            stderr(&out)
+        );
+    }
+}
