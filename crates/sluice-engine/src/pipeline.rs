@@ -412,7 +412,11 @@ async fn drive_source(
         };
         match poll {
             Ok(SourcePoll::Batch(batch)) => {
-                backoff.reset();
+                // Changes show the source works again; a batch carrying only progress does
+                // not (a source may hand its start position over, then fail each time).
+                if !batch.changes.is_empty() {
+                    backoff.reset();
+                }
                 let events = batch.changes.len() as u64;
                 let mut per_route: Vec<Vec<Change>> = Vec::with_capacity(spec.routes.len());
                 let last_route = spec.routes.len().saturating_sub(1);
