@@ -573,6 +573,15 @@ impl PostgresSource {
                 let name = table.qualified();
                 if let Some(old) = known.iter().find(|k| k.table == name) {
                     recreated.push((name.clone(), old.oid));
+                    // The old table renamed, and captured under its new name: read it
+                    // whole too (its changes from before the rename are skipped with the
+                    // replaced name's).
+                    if let Some(renamed) = tables.iter().find(|t| t.oid == old.oid) {
+                        let renamed = renamed.qualified();
+                        if !newly.iter().any(|n| same_table(n, &renamed)) {
+                            newly.push(renamed);
+                        }
+                    }
                 }
                 if !newly.iter().any(|n| same_table(n, &name)) {
                     newly.push(name);

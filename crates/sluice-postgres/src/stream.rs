@@ -362,8 +362,10 @@ impl Converter {
         self.follow_key_renames(rel.oid, &columns);
         // Which table this is: by OID (renames keep it), else by name (made again), unless
         // it is the old table of one made again, whose rows were replaced.
-        let replaced = self.replaced.contains(&rel.oid)
-            || (self.replaced_names.contains(&table) && !self.known.contains_key(&rel.oid));
+        // Under a replaced name only: a replaced OID still captured under another name was
+        // renamed, and its changes since carry the new name.
+        let replaced = self.replaced_names.contains(&table)
+            && (self.replaced.contains(&rel.oid) || !self.known.contains_key(&rel.oid));
         let known = self.known.get(&rel.oid).or_else(|| {
             self.known_names
                 .get(&*table)
@@ -378,8 +380,10 @@ impl Converter {
             .map(|(i, _)| i)
             .collect();
         let keyed = match rel.replica_identity {
-            ReplicaIdentity::Full | ReplicaIdentity::Index => true,
-            ReplicaIdentity::Default => !flagged.is_empty(),
+            ReplicaIdentity::Full => true,
+            // pgoutput flags the identity index's columns only when the server can use it
+            // (a dropped index leaves `i` with none): the catalog's rule too.
+            ReplicaIdentity::Default | ReplicaIdentity::Index => !flagged.is_empty(),
             ReplicaIdentity::Nothing => false,
         };
         let captured = !replaced && (known.is_some() || (self.follow_publication && keyed));
@@ -553,7 +557,10 @@ impl Converter {
                 )));
             }
             Unannounced::Skipped => {
-                self.missed.insert(oid);
+                // (Replaced tables' changes are skipped on purpose: their rows are read.)
+                if !self.replaced.contains(&oid) {
+                    self.missed.insert(oid);
+                }
                 if self.skipped.insert(oid) {
                     tracing::warn!(source = %self.source, table = %table, oid, "the publication sends changes to a table sluice does not capture: they are skipped (hint: list it in `tables`, or remove it from the publication)");
                 }

@@ -793,6 +793,74 @@ async fn a_table_dropped_and_created_twice_while_stopped_keeps_only_the_last_row
     db.finish().await;
 }
 
+/// With `tables` unset and FOR ALL TABLES, a captured table renamed while streaming and a
+/// new table created under its old name: after the restart the new table is read under the
+/// name (after a truncate of it), and the renamed table is read whole under its new name and
+/// its changes go on being captured.
+#[tokio::test]
+async fn a_published_table_renamed_and_replaced_is_read_under_both_names() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a VALUES (1, 'old'), (2, 'old');
+         CREATE PUBLICATION everything FOR ALL TABLES;",
+    )
+    .await;
+    let mut config = db.config("app");
+    config.tables = vec![];
+    config.publication = "everything".into();
+    config.status_interval_ms = 100;
+    let state = tempfile::tempdir().unwrap();
+    config.state_dir = Some(state.path().to_owned());
+    let mut d = Driver::start(&config, None).await;
+    d.until_count(2).await;
+    d.drain().await;
+    let resume = d.last_position.clone();
+    d.confirm = false;
+    db.exec(
+        "UPDATE a SET v = 'before the rename' WHERE id = 1;
+         ALTER TABLE a RENAME TO a_old; CREATE TABLE a (id int PRIMARY KEY, v text);
+         INSERT INTO a VALUES (7, 'new'); UPDATE a_old SET v = 'renamed' WHERE id = 2;",
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let error = loop {
+        assert!(std::time::Instant::now() < deadline, "no restart asked for");
+        if let Err(e) = d.poll_once().await {
+            break e;
+        }
+    };
+    assert!(error.is_transient(), "{error}");
+    drop(d);
+    let mut d = Driver::start(&config, resume).await;
+    d.until("both tables read", |c| {
+        ids(c, "public.a", Op::Read).contains(&7) && ids(c, "public.a_old", Op::Read).len() == 2
+    })
+    .await;
+    db.exec("INSERT INTO a VALUES (8, 'later'); INSERT INTO a_old VALUES (3, 'later');")
+        .await;
+    d.until("both inserts", |c| {
+        ids(c, "public.a", Op::Insert).contains(&8)
+            && ids(c, "public.a_old", Op::Insert).contains(&3)
+    })
+    .await;
+    let ops: Vec<Op> = d
+        .changes
+        .iter()
+        .filter(|c| &*c.table == "public.a")
+        .map(|c| c.op)
+        .collect();
+    assert_eq!(ops[0], Op::Truncate, "{:#?}", d.changes);
+    let a: Vec<i64> = fold(&d.changes, "public.a").into_keys().collect();
+    assert_eq!(a, [7, 8], "{:#?}", d.changes);
+    let old = fold(&d.changes, "public.a_old");
+    assert_eq!(old.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(old[&2].get("v"), Some(&Value::Text("renamed".into())));
+    drop(d);
+    db.finish().await;
+}
+
 #[tokio::test]
 async fn with_tables_unset_every_keyed_table_is_captured_and_full_identity_counts_as_keyed() {
     let Some(db) = TestDb::new().await else {
