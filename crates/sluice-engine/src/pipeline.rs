@@ -393,6 +393,8 @@ async fn drive_source(
     }
     tracing::info!(source = %name, from = %resume.as_ref().map_or("no checkpoint".to_owned(), |p| p.to_string()), "source started");
     let mut backoff = Backoff::new(options.retry_min, options.retry_max);
+    // When the source last (re)started: one that has run a while since is working again.
+    let mut restarted = tokio::time::Instant::now();
     loop {
         if control.stopping() {
             break;
@@ -412,9 +414,12 @@ async fn drive_source(
         };
         match poll {
             Ok(SourcePoll::Batch(batch)) => {
-                // Changes show the source works again; a batch carrying only progress does
-                // not (a source may hand its start position over, then fail each time).
-                if !batch.changes.is_empty() {
+                // Changes show the source works again, and so does a batch a while after
+                // the restart; one carrying only progress right after it does not (a source
+                // may hand its start position over, then fail each time).
+                if !batch.changes.is_empty()
+                    || restarted.elapsed() > options.retry_max.max(Duration::from_secs(1)) * 2
+                {
                     backoff.reset();
                 }
                 let events = batch.changes.len() as u64;
@@ -479,7 +484,7 @@ async fn drive_source(
                 )
                 .await
                 {
-                    Ok(true) => {}
+                    Ok(true) => restarted = tokio::time::Instant::now(),
                     Ok(false) => break,
                     Err(e) => return fail(e),
                 }
