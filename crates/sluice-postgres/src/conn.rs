@@ -55,7 +55,20 @@ pub(crate) fn parse_url(
             redact_url(url)
         )));
     }
-    pg.ssl_mode(tls.tokio_postgres_mode());
+    // Over a Unix socket there is no TLS whatever sslmode says, as with libpq (and the
+    // replication connection): the server refuses it there.
+    #[cfg(unix)]
+    let all_unix = pg
+        .get_hosts()
+        .iter()
+        .all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)));
+    #[cfg(not(unix))]
+    let all_unix = false;
+    pg.ssl_mode(if all_unix {
+        tokio_postgres::config::SslMode::Disable
+    } else {
+        tls.tokio_postgres_mode()
+    });
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(CONNECT_TIMEOUT);
     }

@@ -487,9 +487,16 @@ where
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> io::Result<Connect> {
+        // tokio-postgres passes "" for a Unix socket, where it never starts a handshake:
+        // that is not a bad name.
+        let name = if domain.is_empty() {
+            None
+        } else {
+            Some(server_name(domain)?)
+        };
         Ok(Connect {
             config: self.0.clone(),
-            name: server_name(domain)?,
+            name,
         })
     }
 }
@@ -497,7 +504,8 @@ where
 /// One TLS handshake for `tokio-postgres`.
 pub(crate) struct Connect {
     config: Option<Arc<ClientConfig>>,
-    name: ServerName<'static>,
+    /// `None` over a Unix socket.
+    name: Option<ServerName<'static>>,
 }
 
 impl<S> TlsConnect<S> for Connect
@@ -513,7 +521,12 @@ where
             let Some(config) = self.config else {
                 return Err(io::Error::other("TLS is disabled (sslmode=disable)"));
             };
-            wrap(config, self.name, stream).await
+            let Some(name) = self.name else {
+                return Err(io::Error::other(
+                    "no host name to check a certificate against",
+                ));
+            };
+            wrap(config, name, stream).await
         })
     }
 }
