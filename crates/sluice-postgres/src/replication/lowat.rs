@@ -39,6 +39,38 @@ pub(super) fn set(socket: &OwnedFd, bytes: usize) -> io::Result<()> {
     }
 }
 
+/// Set the socket's receive buffer to `bytes` (the kernel doubles it, and stops tuning it
+/// by itself). Used only for a same-host replication stream, whose window then closes
+/// between paced reads (see `ReplicationConnection::start_copy_both`).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(super) fn set_rcvbuf(socket: &OwnedFd, bytes: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: as in `set`: an open descriptor, a live `c_int` and its length, for
+    // SOL_SOCKET/SO_RCVBUF; nothing is retained.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&raw const value).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Not Linux: the buffer stays as it is.
+#[cfg(not(target_os = "linux"))]
+pub(super) fn set_rcvbuf(_socket: &OwnedFd, _bytes: usize) -> io::Result<()> {
+    Ok(())
+}
+
 /// Not Linux: the mark stays where it is.
 #[cfg(not(target_os = "linux"))]
 pub(super) fn set(_socket: &OwnedFd, _bytes: usize) -> io::Result<()> {

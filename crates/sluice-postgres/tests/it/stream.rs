@@ -458,6 +458,52 @@ async fn a_lone_change_after_a_burst_arrives_promptly() {
     db.finish().await;
 }
 
+/// A stream from a server on this host is read paced through a small receive buffer
+/// (`SAME_HOST_RCVBUF`, 256 KB once the kernel doubles it): rows many times bigger than that
+/// window, between bursts of small ones, all arrive whole and in order; nothing stalls
+/// behind the closed window.
+#[tokio::test]
+async fn rows_far_bigger_than_the_paced_window_arrive_whole() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    // Values that do not compress: 3 MB of md5 digests of random numbers each.
+    db.exec(
+        "CREATE TABLE big (id int PRIMARY KEY, v text);
+         ALTER TABLE big ALTER COLUMN v SET STORAGE EXTERNAL;",
+    )
+    .await;
+    let mut config = db.config("app");
+    config.heartbeat_interval_ms = 0;
+    let mut d = Driver::start(&config, None).await;
+    d.drain().await;
+    db.exec(
+        "BEGIN;
+         INSERT INTO big SELECT g, 'small' FROM generate_series(1, 20000) g;
+         INSERT INTO big SELECT 100000 + i,
+             (SELECT string_agg(md5(random()::text || i || g), '') FROM generate_series(1, 100000) g)
+           FROM generate_series(1, 4) i;
+         INSERT INTO big SELECT g, 'small' FROM generate_series(20001, 40000) g;
+         COMMIT;",
+    )
+    .await;
+    d.until("40,004 inserts", |c| c.len() >= 40_004).await;
+    let ids: Vec<i64> = d.changes.iter().map(|c| int(&c.key, "id")).collect();
+    let expected: Vec<i64> = (1..=20_000)
+        .chain(100_001..=100_004)
+        .chain(20_001..=40_000)
+        .collect();
+    assert!(ids == expected, "changes out of order or missing");
+    for c in &d.changes[20_000..20_004] {
+        match c.after.as_ref().and_then(|a| a.get("v")) {
+            Some(Value::Text(t)) => assert_eq!(t.len(), 3_200_000, "row {}", int(&c.key, "id")),
+            other => panic!("row {}: {other:?}", int(&c.key, "id")),
+        }
+    }
+    drop(d);
+    db.finish().await;
+}
+
 /// Names that need quoting (mixed case, spaces, a double quote, a reserved word) in the
 /// schema, the table and the columns: captured by snapshot and stream alike, named as they
 /// are.
